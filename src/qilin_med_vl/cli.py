@@ -1,0 +1,61 @@
+"""The one command, `qilin`: parses the command line and hands each subcommand to the module that owns it.
+
+Each owning module exposes `register(parser)`, which adds its arguments and sets `handler`, a function
+taking the parsed namespace and returning an exit code. Owning modules import heavy libraries (torch,
+transformers, servers) inside their handlers, so `qilin --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from qilin_med_vl import __version__
+from qilin_med_vl.errors import QilinError
+
+# subcommand -> (module owning it, one-line summary shown by `qilin --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("qilin_med_vl.data.cli", "build ChiMed-VL-style datasets from English PMC sources"),
+    "model": ("qilin_med_vl.model.cli", "compose a LLaVA model from a vision encoder and an LLM"),
+    "convert": ("qilin_med_vl.model.convert_cli", "convert original-LLaVA checkpoints (the released weights)"),
+    "train": ("qilin_med_vl.train.cli", "two-stage curriculum training (align, instruct)"),
+    "chat": ("qilin_med_vl.infer.chat_cli", "ask the model about an image or a DICOM study in a terminal"),
+    "serve": ("qilin_med_vl.infer.serve_cli", "OpenAI-compatible HTTP API"),
+    "web": ("qilin_med_vl.infer.web_cli", "web page for uploading a study and chatting about it"),
+    "eval": ("qilin_med_vl.eval.cli", "measure a model on medical VQA benchmarks"),
+    "demo": ("qilin_med_vl.demo", "the end-to-end demo on the bundled default"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qilin",
+        description="Qilin-Med-VL toolkit. Run `qilin <command> --help` for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"qilin-med-vl {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (module_name, summary) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary)
+        import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(handler(args) or 0)
+    except QilinError as error:
+        print(f"qilin {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""CLI registration for `qilin data`: placeholder until that command is implemented."""
+
+from qilin_med_vl.pending import register_pending
+
+
+def register(parser):
+    register_pending(parser, "qilin data (dataset builder)")
