@@ -18,7 +18,10 @@ from qilin_med_vl.errors import QilinError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("qilin_med_vl.data.cli", "build ChiMed-VL-style datasets from English PMC sources"),
     "model": ("qilin_med_vl.model.cli", "compose a LLaVA model from a vision encoder and an LLM"),
-    "convert": ("qilin_med_vl.model.convert_cli", "convert original-LLaVA checkpoints (the released weights)"),
+    "convert": (
+        "qilin_med_vl.model.convert_cli",
+        "convert original-LLaVA checkpoints (the released weights)",
+    ),
     "train": ("qilin_med_vl.train.cli", "two-stage curriculum training (align, instruct)"),
     "chat": ("qilin_med_vl.infer.chat_cli", "ask the model about an image or a DICOM study in a terminal"),
     "serve": ("qilin_med_vl.infer.serve_cli", "OpenAI-compatible HTTP API"),
