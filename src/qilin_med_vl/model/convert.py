@@ -180,6 +180,19 @@ def vision_from_shards(vision_source: str, state: dict[str, torch.Tensor]) -> Vi
     )
 
 
+def load_original_tokenizer(src: Path, text_config: LlamaConfig):
+    """The LLaMA SentencePiece tokenizer, set to tokenize as LLaVA's `tokenizer_image_token` did.
+
+    The text config is passed because AutoTokenizer would otherwise read `model_type: "llava"` from the
+    original config.json and pick a generic tokenizer. LLaVA tokenized the text on each side of `<image>`
+    separately, so every chunk got SentencePiece's leading "▁"; `legacy=True` (prepend "▁" after special
+    tokens) reproduces that.
+    """
+    return load_or_explain(
+        "tokenizer", src, lambda s: AutoTokenizer.from_pretrained(s, config=text_config, legacy=True)
+    )
+
+
 def convert_llava(src: str | Path, out: str | Path, vision_tower: str | None = None) -> Path:
     src = Path(src)
     if not src.is_dir():
@@ -218,7 +231,7 @@ def convert_llava(src: str | Path, out: str | Path, vision_tower: str | None = N
             f"{error}\nThe checkpoint's config names mm_vision_tower={vision_source!r}; pass --vision-tower DIR "
             "with that encoder's files (the released Qilin-Med-VL used openai/clip-vit-large-patch14-336)."
         ) from error
-    tokenizer = load_or_explain("tokenizer", src, AutoTokenizer.from_pretrained)
+    tokenizer = load_original_tokenizer(src, language_model.config)
     model, processor = assemble(
         encoder, language_model, tokenizer, projector, projector_state=projector_state
     )
