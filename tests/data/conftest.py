@@ -11,7 +11,7 @@ from data_fixtures import FIXTURES, make_images
 
 @pytest.fixture
 def fixture_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of tests/data/fixtures with images, as the current directory (the config's paths are relative)."""
+    """A copy of tests/data/fixtures plus images, made the current directory (config paths are relative)."""
     workspace = tmp_path / "sources"
     shutil.copytree(FIXTURES, workspace)
     make_images(workspace)

@@ -48,7 +48,10 @@ def test_truncated_png_and_jpeg_are_reported_as_truncated(tmp_path):
 def test_garbage_is_unreadable_not_truncated(tmp_path):
     assert reason_for(b"plain text, not an image" * 4, tmp_path, "text.jpg") == "image_unreadable"
     # starts and ends like a JPEG, so it is complete but corrupt
-    assert reason_for(b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9", tmp_path, "bad.jpg") == "image_unreadable"
+    assert (
+        reason_for(b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9", tmp_path, "bad.jpg")
+        == "image_unreadable"
+    )
 
 
 def test_decompression_bombs_are_refused_from_the_header(tmp_path):
@@ -57,7 +60,10 @@ def test_decompression_bombs_are_refused_from_the_header(tmp_path):
     assert len(small_bomb) < 2_000 and len(huge_bomb) < 2_000
     assert reason_for(small_bomb, tmp_path, "bomb.png") == "image_too_large"
     assert reason_for(huge_bomb, tmp_path, "huge.png") == "image_too_large"
-    assert reason_for(encoded(picture((100, 100)), ".png"), tmp_path, "limit.png", max_pixels=9_999) == "image_too_large"
+    assert (
+        reason_for(encoded(picture((100, 100)), ".png"), tmp_path, "limit.png", max_pixels=9_999)
+        == "image_too_large"
+    )
 
 
 def test_check_size_refuses_small_sides():

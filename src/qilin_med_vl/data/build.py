@@ -103,7 +103,9 @@ class Counts:
 
     @property
     def dropped(self) -> int:
-        return sum(sum(stage["dropped"].values()) for source in self.table.values() for stage in source.values())
+        return sum(
+            sum(stage["dropped"].values()) for source in self.table.values() for stage in source.values()
+        )
 
 
 def check_sources(config: BuildConfig) -> None:
@@ -111,9 +113,13 @@ def check_sources(config: BuildConfig) -> None:
     for name, source in config.sources.items():
         for path in source.records:
             if not path.is_file():
-                raise DataError(f"sources.{name}.records: {path}: no such file; fix the path in the build config")
+                raise DataError(
+                    f"sources.{name}.records: {path}: no such file; fix the path in the build config"
+                )
         if not source.images.is_dir():
-            raise DataError(f"sources.{name}.images: {source.images}: no such folder; fix the path in the build config")
+            raise DataError(
+                f"sources.{name}.images: {source.images}: no such folder; fix the path in the build config"
+            )
 
 
 def read_rows(config: BuildConfig, limit: int | None = None) -> Iterator[SourceRow]:
@@ -130,8 +136,16 @@ def _batched(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
 class Builder:
     """One shard of one build; `run()` writes the output directory described in the module docstring."""
 
-    def __init__(self, config: BuildConfig, out: Path, shard: Shard = Shard(), workers: int = 1,
-                 limit: int | None = None, progress: bool = True, translator: Translator | None = None):
+    def __init__(
+        self,
+        config: BuildConfig,
+        out: Path,
+        shard: Shard = Shard(),
+        workers: int = 1,
+        limit: int | None = None,
+        progress: bool = True,
+        translator: Translator | None = None,
+    ):
         self.config = config
         self.translator = translator  # None: made from config.translator, and closed at the end
         self.out = out
@@ -147,7 +161,9 @@ class Builder:
     def _fields(self, candidate: Candidate) -> tuple[str, ...]:
         return needed_fields(candidate, self.config.vqa_format, self.config.case_report_alignment_fields)
 
-    def _image_outcomes(self, rows: list[SourceRow], executor: Executor | None) -> dict[tuple[str, int], ImageOutcome]:
+    def _image_outcomes(
+        self, rows: list[SourceRow], executor: Executor | None
+    ) -> dict[tuple[str, int], ImageOutcome]:
         """Image verdict (and written picture) for each row index, cached across batches."""
         outcomes: dict[tuple[str, int], ImageOutcome] = {}
         tasks: list[tuple[tuple[str, int], tuple, ImageTask]] = []
@@ -182,8 +198,9 @@ class Builder:
                 self.image_cache.popitem(last=False)
         return outcomes
 
-    def _decide_batch(self, rows: list[SourceRow], translator: Translator,
-                      executor: Executor | None) -> list[Decision]:
+    def _decide_batch(
+        self, rows: list[SourceRow], translator: Translator, executor: Executor | None
+    ) -> list[Decision]:
         decisions: dict[int, Decision] = {}  # by candidate position in `candidates`
         candidates = [Candidate(row, stage) for row in rows for stage in SOURCE_STAGES[row.source]]
         for position, candidate in enumerate(candidates):
@@ -196,7 +213,8 @@ class Builder:
                 decisions[position] = Decision(candidate, reason=verdict[0], detail=verdict[1])
         undecided_rows = {
             (candidate.row.source, candidate.row.index)
-            for position, candidate in enumerate(candidates) if position not in decisions
+            for position, candidate in enumerate(candidates)
+            if position not in decisions
         }
         needing_images = [row for row in rows if (row.source, row.index) in undecided_rows]
         image_outcomes = self._image_outcomes(needing_images, executor)
@@ -228,18 +246,26 @@ class Builder:
                 result = translated[source_text]
                 if result.text is None:
                     decisions[position] = Decision(
-                        candidate, reason=result.reason or "translation_failed",
+                        candidate,
+                        reason=result.reason or "translation_failed",
                         detail=f"{name}: translation refused ({result.reason})",
                     )
                     break
                 chinese[name] = result.text
             else:
                 record = compose(
-                    candidate, chinese, image_outcomes[(candidate.row.source, candidate.row.index)].path, self.pools, self.config.seed,
-                    self.config.vqa_format, self.config.case_report_alignment_fields,
+                    candidate,
+                    chinese,
+                    image_outcomes[(candidate.row.source, candidate.row.index)].path,
+                    self.pools,
+                    self.config.seed,
+                    self.config.vqa_format,
+                    self.config.case_report_alignment_fields,
                 )
                 if image_outcomes[(candidate.row.source, candidate.row.index)].layout:
-                    record["meta"]["layout"] = image_outcomes[(candidate.row.source, candidate.row.index)].layout
+                    record["meta"]["layout"] = image_outcomes[
+                        (candidate.row.source, candidate.row.index)
+                    ].layout
                 decisions[position] = Decision(candidate, record=record)
         return [decisions[position] for position in range(len(candidates))]
 
@@ -253,16 +279,25 @@ class Builder:
         suffix = self.shard.suffix
         stage_paths = {stage: self.out / f"{stage}-{suffix}.jsonl" for stage in STAGES}
         dropped_path = self.out / f"dropped-{suffix}.jsonl"
-        partial = {path: path.with_name(path.name + ".partial") for path in [*stage_paths.values(), dropped_path]}
+        partial = {
+            path: path.with_name(path.name + ".partial") for path in [*stage_paths.values(), dropped_path]
+        }
         handles = {path: open(partial[path], "w", encoding="utf-8", newline="\n") for path in partial}
         translator = self.translator or make_translator(self.config.translator_config())
         executor = (
             ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-            if self.workers > 1 else None
+            if self.workers > 1
+            else None
         )
         rows = (row for row in read_rows(self.config, self.limit) if self.shard.holds(row))
-        bar = tqdm(desc=f"build {suffix}", unit=" rows", disable=not self.progress, file=sys.stderr,
-                   dynamic_ncols=True, mininterval=0.5)
+        bar = tqdm(
+            desc=f"build {suffix}",
+            unit=" rows",
+            disable=not self.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
         try:
             for batch in _batched(rows, self.config.batch_size):
                 for decision in self._decide_batch(batch, translator, executor):
@@ -271,14 +306,20 @@ class Builder:
                         line = json.dumps(decision.record, ensure_ascii=False)
                         handles[stage_paths[decision.candidate.stage]].write(line + "\n")
                     else:
-                        handles[dropped_path].write(json.dumps({
-                            "id": decision.candidate.record_id,
-                            "source": decision.candidate.row.source,
-                            "stage": decision.candidate.stage,
-                            "reason": decision.reason,
-                            "detail": decision.detail,
-                            "location": decision.candidate.row.location,
-                        }, ensure_ascii=False) + "\n")
+                        handles[dropped_path].write(
+                            json.dumps(
+                                {
+                                    "id": decision.candidate.record_id,
+                                    "source": decision.candidate.row.source,
+                                    "stage": decision.candidate.stage,
+                                    "reason": decision.reason,
+                                    "detail": decision.detail,
+                                    "location": decision.candidate.row.location,
+                                },
+                                ensure_ascii=False,
+                            )
+                            + "\n"
+                        )
                 bar.update(len(batch))
                 bar.set_postfix(kept=self.counts.kept, dropped=self.counts.dropped, refresh=False)
         finally:
@@ -306,7 +347,9 @@ class Builder:
             for stage in SOURCE_STAGES[source]:
                 entry = self.counts.table.get(source, {}).get(stage, {"read": 0, "kept": 0, "dropped": {}})
                 sources[source][stage] = {
-                    "read": entry["read"], "kept": entry["kept"], "dropped": dict(sorted(entry["dropped"].items())),
+                    "read": entry["read"],
+                    "kept": entry["kept"],
+                    "dropped": dict(sorted(entry["dropped"].items())),
                 }
         return {
             "format": MANIFEST_FORMAT,
@@ -352,7 +395,9 @@ def merge_shard_manifests(out: Path, count: int) -> dict | None:
     for part in parts:
         for source, stages in part["sources"].items():
             for stage, entry in stages.items():
-                target = sources.setdefault(source, {}).setdefault(stage, {"read": 0, "kept": 0, "dropped": {}})
+                target = sources.setdefault(source, {}).setdefault(
+                    stage, {"read": 0, "kept": 0, "dropped": {}}
+                )
                 target["read"] += entry["read"]
                 target["kept"] += entry["kept"]
                 for reason, number in entry["dropped"].items():
@@ -376,8 +421,15 @@ def merge_shard_manifests(out: Path, count: int) -> dict | None:
     return merged
 
 
-def build(config: BuildConfig, out: Path, shard: Shard = Shard(), workers: int = 1,
-          limit: int | None = None, progress: bool = True, translator: Translator | None = None) -> dict:
+def build(
+    config: BuildConfig,
+    out: Path,
+    shard: Shard = Shard(),
+    workers: int = 1,
+    limit: int | None = None,
+    progress: bool = True,
+    translator: Translator | None = None,
+) -> dict:
     """Build one shard of the dataset into `out`; returns its manifest.
 
     `translator`: an already made translator (the caller closes it); by default one is made from

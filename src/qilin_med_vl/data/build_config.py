@@ -53,7 +53,10 @@ class BuildConfig:
                 name: {"records": [str(path) for path in source.records], "images": str(source.images)}
                 for name, source in self.sources.items()
             },
-            "filters": {"min_chars": dict(sorted(self.filters.min_chars.items())), "max_chars": self.filters.max_chars},
+            "filters": {
+                "min_chars": dict(sorted(self.filters.min_chars.items())),
+                "max_chars": self.filters.max_chars,
+            },
             "images": dataclasses.asdict(self.images),
             "templates": {
                 "vqa_format": self.vqa_format,
@@ -73,7 +76,9 @@ def _section(data: dict, name: str, known: tuple[str, ...], where: str) -> dict:
         raise DataError(f"{where}: '{name}' must be a mapping")
     unknown = sorted(set(section) - set(known))
     if unknown:
-        raise DataError(f"{where}: unknown key(s) {', '.join(unknown)} in '{name}'; known: {', '.join(known)}")
+        raise DataError(
+            f"{where}: unknown key(s) {', '.join(unknown)} in '{name}'; known: {', '.join(known)}"
+        )
     return section
 
 
@@ -97,22 +102,34 @@ def parse_build_config(data: dict, where: str) -> BuildConfig:
             continue
         entry = _section(sources_section, name, ("records", "images"), f"{where}: sources")
         if "records" not in entry or "images" not in entry:
-            raise DataError(f"{where}: sources.{name} needs 'records' (file or list of files) and 'images' (folder)")
+            raise DataError(
+                f"{where}: sources.{name} needs 'records' (file or list of files) and 'images' (folder)"
+            )
         files = entry["records"] if isinstance(entry["records"], list) else [entry["records"]]
-        sources[name] = SourceConfig(records=tuple(Path(str(path)) for path in files), images=Path(str(entry["images"])))
+        sources[name] = SourceConfig(
+            records=tuple(Path(str(path)) for path in files), images=Path(str(entry["images"]))
+        )
     filters = _section(data, "filters", ("min_chars", "max_chars"), where)
     min_chars = dict(DEFAULT_MIN_CHARS)
     for key, value in (filters.get("min_chars") or {}).items():
         if key not in DEFAULT_MIN_CHARS:
-            raise DataError(f"{where}: filters.min_chars.{key} is not a text field; known: {', '.join(DEFAULT_MIN_CHARS)}")
+            raise DataError(
+                f"{where}: filters.min_chars.{key} is not a text field; known: {', '.join(DEFAULT_MIN_CHARS)}"
+            )
         min_chars[key] = int(value)
     image_keys = tuple(item.name for item in dataclasses.fields(ImageSettings))
-    images = ImageSettings(**{key: int(value) for key, value in _section(data, "images", image_keys, where).items()})
+    images = ImageSettings(
+        **{key: int(value) for key, value in _section(data, "images", image_keys, where).items()}
+    )
     templates = _section(data, "templates", ("vqa_format", "case_report_alignment_fields"), where)
     vqa_format = templates.get("vqa_format", "open")
     if vqa_format not in VQA_FORMATS:
-        raise DataError(f"{where}: templates.vqa_format must be one of {', '.join(VQA_FORMATS)}, not {vqa_format!r}")
-    alignment_fields = tuple(templates.get("case_report_alignment_fields", DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS))
+        raise DataError(
+            f"{where}: templates.vqa_format must be one of {', '.join(VQA_FORMATS)}, not {vqa_format!r}"
+        )
+    alignment_fields = tuple(
+        templates.get("case_report_alignment_fields", DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS)
+    )
     if not alignment_fields or not set(alignment_fields) <= {"inline", "context"}:
         raise DataError(f"{where}: templates.case_report_alignment_fields takes 'inline' and/or 'context'")
     translator = _section(data, "translator", translator_fields(), where)

@@ -24,22 +24,45 @@ def _add_build(commands) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, required=True, help="YAML build config, e.g. configs/data/chimed_vl.yaml")
+    parser.add_argument(
+        "--config", type=Path, required=True, help="YAML build config, e.g. configs/data/chimed_vl.yaml"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the config's 'out')")
-    parser.add_argument("--seed", type=int, default=None, help="template-draw seed (default: the config's 'seed')")
-    parser.add_argument("--workers", type=int, default=1, help="processes for image work (decode, concatenate, write)")
-    parser.add_argument("--shard", default="0/1", help="build only shard i of N (rows whose index is i mod N)")
-    parser.add_argument("--limit", type=int, default=None, help="read at most this many rows per source (trials)")
-    parser.add_argument("--batch-size", type=int, default=None, help="rows per translation batch (default: config)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="template-draw seed (default: the config's 'seed')"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes for image work (decode, concatenate, write)"
+    )
+    parser.add_argument(
+        "--shard", default="0/1", help="build only shard i of N (rows whose index is i mod N)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="read at most this many rows per source (trials)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="rows per translation batch (default: config)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = parser.add_argument_group("translation (override the config's 'translator' section)")
-    group.add_argument("--translator", choices=TRANSLATOR_BACKENDS, default=None,
-                       help="'none' keeps the English text (offline); 'openai': any OpenAI-compatible endpoint")
+    group.add_argument(
+        "--translator",
+        choices=TRANSLATOR_BACKENDS,
+        default=None,
+        help="'none' keeps the English text (offline); 'openai': any OpenAI-compatible endpoint",
+    )
     group.add_argument("--base-url", default=None, help="endpoint, e.g. https://api.openai.com/v1")
     group.add_argument("--model", default=None, help="chat model name at the endpoint")
-    group.add_argument("--api-key-env", default=None, help="name of the environment variable holding the API key")
-    group.add_argument("--translator-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="any other translator setting (repeatable), VALUE read as YAML")
+    group.add_argument(
+        "--api-key-env", default=None, help="name of the environment variable holding the API key"
+    )
+    group.add_argument(
+        "--translator-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other translator setting (repeatable), VALUE read as YAML",
+    )
     parser.set_defaults(handler=_run_build)
 
 
@@ -54,14 +77,20 @@ def _run_build(args: argparse.Namespace) -> int:
 
     config = load_build_config(args.config)
     translator = dict(config.translator)
-    overrides = {"backend": args.translator, "base_url": args.base_url, "model": args.model,
-                 "api_key_env": args.api_key_env}
+    overrides = {
+        "backend": args.translator,
+        "base_url": args.base_url,
+        "model": args.model,
+        "api_key_env": args.api_key_env,
+    }
     translator.update({key: value for key, value in overrides.items() if value is not None})
     for option in args.translator_option:
         key, separator, value = option.partition("=")
         if not separator or key not in translator_fields():
-            raise QilinError(f"--translator-option {option!r}: expected KEY=VALUE with KEY one of "
-                             f"{', '.join(translator_fields())}")
+            raise QilinError(
+                f"--translator-option {option!r}: expected KEY=VALUE with KEY one of "
+                f"{', '.join(translator_fields())}"
+            )
         translator[key] = yaml.safe_load(value)
     changes = {"translator": translator}
     if args.seed is not None:
@@ -72,8 +101,14 @@ def _run_build(args: argparse.Namespace) -> int:
     out = args.out or config.out
     if out is None:
         raise QilinError(f"{args.config}: no output folder; pass --out DIR or set 'out' in the config")
-    manifest = build(config, out, parse_shard(args.shard), workers=args.workers, limit=args.limit,
-                     progress=not args.no_progress)
+    manifest = build(
+        config,
+        out,
+        parse_shard(args.shard),
+        workers=args.workers,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
     totals = manifest["totals"]
     print(f"{out}: read {totals['read']}, kept {totals['kept']}, dropped {sum(totals['dropped'].values())}")
     for reason, count in totals["dropped"].items():
@@ -95,11 +130,20 @@ def _add_link(commands) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("released", type=Path, nargs="+", help="released ChiMed-VL JSON or JSONL files")
-    parser.add_argument("--images", type=Path, required=True, action="append",
-                        help="folder of images (repeatable; searched recursively)")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        action="append",
+        help="folder of images (repeatable; searched recursively)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--mode", choices=("copy", "hardlink", "symlink"), default="copy",
-                        help="how images are placed under OUT/images")
+    parser.add_argument(
+        "--mode",
+        choices=("copy", "hardlink", "symlink"),
+        default="copy",
+        help="how images are placed under OUT/images",
+    )
     parser.set_defaults(handler=_run_link)
 
 
@@ -108,10 +152,14 @@ def _run_link(args: argparse.Namespace) -> int:
 
     report = link_released(args.released, args.images, args.out, mode=args.mode)
     for name, entry in report["files"].items():
-        print(f"{name}: {entry['records']} records, {entry['linked']} linked, {entry['missing']} missing images")
+        print(
+            f"{name}: {entry['records']} records, {entry['linked']} linked, {entry['missing']} missing images"
+        )
     if report["missing_images"]:
-        print(f"{report['missing_images']} image names not found; see {args.out / 'missing.jsonl'}",
-              file=sys.stderr)
+        print(
+            f"{report['missing_images']} image names not found; see {args.out / 'missing.jsonl'}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -126,10 +174,18 @@ def _add_stats(commands) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("dataset", type=Path, help="a folder written by `qilin data build` (or JSON/JSONL files in it)")
-    parser.add_argument("--tokenizer", type=Path, default=None,
-                        help="tokenizer folder (with tokenizer.json) or tokenizer.json file")
-    parser.add_argument("--out", type=Path, default=None, help="where stats.json and the PNG go (default: DATASET)")
+    parser.add_argument(
+        "dataset", type=Path, help="a folder written by `qilin data build` (or JSON/JSONL files in it)"
+    )
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="tokenizer folder (with tokenizer.json) or tokenizer.json file",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where stats.json and the PNG go (default: DATASET)"
+    )
     parser.set_defaults(handler=_run_stats)
 
 

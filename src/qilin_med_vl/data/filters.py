@@ -52,7 +52,10 @@ def check_texts(
         if len(value) < minimum:
             return records.TEXT_TOO_SHORT, f"{name} has {len(value)} characters, fewer than {minimum}"
         if len(value) > settings.max_chars:
-            return records.TEXT_TOO_LONG, f"{name} has {len(value)} characters, more than {settings.max_chars}"
+            return (
+                records.TEXT_TOO_LONG,
+                f"{name} has {len(value)} characters, more than {settings.max_chars}",
+            )
     if not any(texts.get(name, "") for name in fields):
         return records.TEXT_TOO_SHORT, f"all of {', '.join(fields)} are empty"
     if candidate.row.source == PMC_VQA and any(name.startswith("choice_") for name in fields):

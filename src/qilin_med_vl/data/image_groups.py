@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from qilin_med_vl.data import records
-from qilin_med_vl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, ImageRejected, check_size, concatenate, open_image
+from qilin_med_vl.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
+    ImageRejected,
+    check_size,
+    concatenate,
+    open_image,
+)
 
 DEFAULT_MAX_IMAGES = 4  # paper 3.3: more images per text would make the composite too low-resolution
 COMPOSITE_JPEG_QUALITY = 95

@@ -76,19 +76,34 @@ def link_released(released: list[Path], image_folders: list[Path], out: Path, mo
             with open(out / f"{path.stem}.jsonl", "w", encoding="utf-8") as linked:
                 for location, item, error in iter_json_records(path):
                     entry["records"] += 1
-                    names = _image_names(item.get("image")) if isinstance(item, dict) and error is None else None
+                    names = (
+                        _image_names(item.get("image")) if isinstance(item, dict) and error is None else None
+                    )
                     if names is None:
                         entry["malformed"] += 1
-                        missing_log.write(json.dumps({"file": path.name, "location": location,
-                                                      "error": error or "no 'image' file name"}) + "\n")
+                        missing_log.write(
+                            json.dumps(
+                                {
+                                    "file": path.name,
+                                    "location": location,
+                                    "error": error or "no 'image' file name",
+                                }
+                            )
+                            + "\n"
+                        )
                         continue
                     bare = [PurePosixPath(name.replace("\\", "/")).name for name in names]
                     absent = [name for name in bare if name not in index]
                     if absent:
                         entry["missing"] += 1
                         missing_names.update(absent)
-                        missing_log.write(json.dumps({"file": path.name, "id": item.get("id"),
-                                                      "missing": absent}, ensure_ascii=False) + "\n")
+                        missing_log.write(
+                            json.dumps(
+                                {"file": path.name, "id": item.get("id"), "missing": absent},
+                                ensure_ascii=False,
+                            )
+                            + "\n"
+                        )
                         continue
                     for name in bare:
                         _place(index[name], images_out / name, mode)
@@ -98,7 +113,9 @@ def link_released(released: list[Path], image_folders: list[Path], out: Path, mo
                     entry["linked"] += 1
             report["files"][path.name] = entry
     report["missing_images"] = len(missing_names)
-    report["totals"] = {key: sum(entry[key] for entry in report["files"].values())
-                        for key in ("records", "linked", "missing", "malformed")}
+    report["totals"] = {
+        key: sum(entry[key] for entry in report["files"].values())
+        for key in ("records", "linked", "missing", "malformed")
+    }
     write_json(out / "link_report.json", report)
     return report

@@ -233,7 +233,7 @@ def read_pmc_case_report(paths: Iterable[Path], start_index: int = 0) -> Iterato
 
 
 def split_choice(value: str) -> tuple[str | None, str]:
-    """" A:Pneumothorax" -> ("A", "Pneumothorax"); a value without a letter prefix -> (None, text)."""
+    """ " A:Pneumothorax" -> ("A", "Pneumothorax"); a value without a letter prefix -> (None, text)."""
     match = CHOICE_PATTERN.match(value or "")
     if match:
         return match.group(1), match.group(2)
@@ -289,7 +289,9 @@ def read_pmc_vqa(paths: Iterable[Path], start_index: int = 0) -> Iterator[Source
                 row = dict(source=PMC_VQA, index=index, location=f"{path}:{reader.line_num}")
                 index += 1
                 if None in fields or any(fields[name] is None for name in VQA_REQUIRED_COLUMNS):
-                    yield SourceRow(**row, error=f"the row does not have the {len(header)} columns of the header")
+                    yield SourceRow(
+                        **row, error=f"the row does not have the {len(header)} columns of the header"
+                    )
                     continue
                 texts, label, error = _vqa_row(fields)
                 try:

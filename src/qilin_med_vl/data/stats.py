@@ -26,8 +26,13 @@ from qilin_med_vl.data.templates import IMAGE_TOKEN
 from qilin_med_vl.errors import DataError
 
 STAGE_FIELDS = {ALIGNMENT: ("context", "inline"), INSTRUCTION: ("question", "answer")}
-FIELD_COLUMN = {"caption": "inline", "context": "context", "inline": "inline", "question": "question",
-                "answer": "answer"}
+FIELD_COLUMN = {
+    "caption": "inline",
+    "context": "context",
+    "inline": "inline",
+    "question": "question",
+    "answer": "answer",
+}
 TOTAL = "total"
 TOKENIZE_BATCH = 1024
 HISTOGRAM_NAME = "length_histogram.png"
@@ -43,10 +48,16 @@ def _dataset_files(dataset: Path) -> list[tuple[Path, str | None]]:
     built = [(path, stage) for stage in STAGES for path in sorted(dataset.glob(f"{stage}-*.jsonl"))]
     if built:
         return built
-    files = sorted(path for path in dataset.iterdir() if path.suffix in (".json", ".jsonl")
-                   and path.name not in (STATS_NAME, "manifest.json", "link_report.json", "missing.jsonl"))
+    files = sorted(
+        path
+        for path in dataset.iterdir()
+        if path.suffix in (".json", ".jsonl")
+        and path.name not in (STATS_NAME, "manifest.json", "link_report.json", "missing.jsonl")
+    )
     if not files:
-        raise DataError(f"{dataset}: no alignment-*.jsonl / instruction-*.jsonl (or other JSON) files to measure")
+        raise DataError(
+            f"{dataset}: no alignment-*.jsonl / instruction-*.jsonl (or other JSON) files to measure"
+        )
     return [(path, None) for path in files]
 
 
@@ -78,18 +89,24 @@ def load_length_function(tokenizer: Path | None) -> tuple[Callable[[list[str]], 
         import jieba
 
         jieba.setLogLevel(60)  # jieba logs its dictionary loading at INFO on every process start
-        return (lambda texts: [sum(1 for word in jieba.cut(text) if word.strip()) for text in texts]), "jieba words"
+        return (
+            lambda texts: [sum(1 for word in jieba.cut(text) if word.strip()) for text in texts]
+        ), "jieba words"
     file = tokenizer / "tokenizer.json" if tokenizer.is_dir() else tokenizer
     if file.is_file():
         from tokenizers import Tokenizer
 
         loaded = Tokenizer.from_file(str(file))
-        return (lambda texts: [len(item.ids) for item in loaded.encode_batch(texts, add_special_tokens=False)]), "tokens"
+        return (
+            lambda texts: [len(item.ids) for item in loaded.encode_batch(texts, add_special_tokens=False)]
+        ), "tokens"
     if tokenizer.is_dir():
         from transformers import AutoTokenizer
 
         auto = AutoTokenizer.from_pretrained(str(tokenizer))
-        return (lambda texts: [len(ids) for ids in auto(texts, add_special_tokens=False)["input_ids"]]), "tokens"
+        return (
+            lambda texts: [len(ids) for ids in auto(texts, add_special_tokens=False)["input_ids"]]
+        ), "tokens"
     raise DataError(f"--tokenizer {tokenizer}: neither a tokenizer folder nor a tokenizer.json file")
 
 
@@ -100,8 +117,14 @@ def _summary(lengths: array) -> dict:
         return {"count": 0, "total": 0, "max": 0, "median": None, "q1": None, "q3": None}
     values = np.frombuffer(lengths, dtype=np.uint32)
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    return {"count": int(values.size), "total": int(values.sum(dtype=np.int64)), "max": int(values.max()),
-            "median": float(median), "q1": float(q1), "q3": float(q3)}
+    return {
+        "count": int(values.size),
+        "total": int(values.sum(dtype=np.int64)),
+        "max": int(values.max()),
+        "median": float(median),
+        "q1": float(q1),
+        "q3": float(q3),
+    }
 
 
 def compute_stats(dataset: Path, tokenizer: Path | None = None) -> dict:
@@ -112,7 +135,9 @@ def compute_stats(dataset: Path, tokenizer: Path | None = None) -> dict:
     pending: list[tuple[array, str]] = []
 
     def flush() -> None:
-        for target, value in zip((item[0] for item in pending), measure([item[1] for item in pending]), strict=True):
+        for target, value in zip(
+            (item[0] for item in pending), measure([item[1] for item in pending]), strict=True
+        ):
             target.append(value)
         pending.clear()
 
@@ -146,8 +171,13 @@ def compute_stats(dataset: Path, tokenizer: Path | None = None) -> dict:
         table[TOTAL] = {"pairs": sum(pairs[stage].values())}
         table[TOTAL].update({column: _summary(values) for column, values in combined.items()})
         tables[stage] = table
-    return {"dataset": str(dataset), "tokenizer": str(tokenizer) if tokenizer else None, "unit": unit,
-            "tables": tables, "lengths": lengths}
+    return {
+        "dataset": str(dataset),
+        "tokenizer": str(tokenizer) if tokenizer else None,
+        "unit": unit,
+        "tables": tables,
+        "lengths": lengths,
+    }
 
 
 def _millions(total: int) -> str:
@@ -162,11 +192,22 @@ def format_tables(stats: dict) -> str:
         rows = [("pairs #", [f"{table[c]['pairs']:,}" for c in columns])]
         for field in STAGE_FIELDS[stage]:
             cells = [table[c][field] for c in columns]
-            rows.append((f"{field} {stats['unit']} #", [_millions(cell["total"]) if cell["count"] else "-" for cell in cells]))
+            rows.append(
+                (
+                    f"{field} {stats['unit']} #",
+                    [_millions(cell["total"]) if cell["count"] else "-" for cell in cells],
+                )
+            )
             rows.append((f"max {field}", [f"{cell['max']:,}" if cell["count"] else "-" for cell in cells]))
-            rows.append((f"median (Q1, Q3) {field}", [
-                f"{cell['median']:g} ({cell['q1']:g}, {cell['q3']:g})" if cell["count"] else "-" for cell in cells
-            ]))
+            rows.append(
+                (
+                    f"median (Q1, Q3) {field}",
+                    [
+                        f"{cell['median']:g} ({cell['q1']:g}, {cell['q3']:g})" if cell["count"] else "-"
+                        for cell in cells
+                    ],
+                )
+            )
         width = max(len(label) for label, _ in rows)
         cell_width = max([len(c) for c in columns] + [len(v) for _, values in rows for v in values])
         lines.append(f"ChiMed-VL {stage} ({stats['unit']})")
@@ -190,7 +231,9 @@ def write_stats(stats: dict, out: Path) -> tuple[Path, Path]:
     public = {key: value for key, value in stats.items() if key != "lengths"}
     json_path.write_text(json.dumps(public, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     panels = [(stage, field) for stage in stats["tables"] for field in STAGE_FIELDS[stage]]
-    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 3.6), squeeze=False)
+    figure, axes = plt.subplots(
+        1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 3.6), squeeze=False
+    )
     for axis, (stage, field) in zip(axes[0], panels, strict=False):
         for source, fields in sorted(stats["lengths"][stage].items()):
             values = np.frombuffer(fields.get(field, array("I")), dtype=np.uint32)
