@@ -52,7 +52,7 @@ def parse_image_refs(value: Any) -> tuple[str, ...]:
         text = value.strip()
         if not text:
             return ()
-        if text.startswith("["):
+        if text.startswith(("[", "(")):
             try:
                 names = ast.literal_eval(text)
             except (ValueError, SyntaxError) as error:
@@ -95,7 +95,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Any, str | None]]:
                 yield location, None, f"invalid JSON ({error})"
 
 
-def _iter_json_array(handle: TextIO, path: Path) -> Iterator[tuple[str, Any, str | None]]:
+def iter_json_array(
+    handle: TextIO, path: Path, chunk_size: int = JSON_READ_CHUNK
+) -> Iterator[tuple[str, Any, str | None]]:
     """Items of a top-level JSON array, decoded one at a time from a growing text buffer."""
     decoder = json.JSONDecoder()
     buffer = ""
@@ -103,7 +105,7 @@ def _iter_json_array(handle: TextIO, path: Path) -> Iterator[tuple[str, Any, str
     at_end = False
     started = False
     item_number = 0
-    chunk = JSON_READ_CHUNK
+    chunk = chunk_size
 
     def refill() -> bool:
         nonlocal buffer, position, at_end
@@ -152,7 +154,7 @@ def iter_json_records(path: Path) -> Iterator[tuple[str, Any, str | None]]:
         head = handle.read(4096).lstrip("\ufeff \t\r\n")
     if head.startswith("["):
         with open(path, encoding="utf-8-sig") as handle:
-            yield from _iter_json_array(handle, path)
+            yield from iter_json_array(handle, path)
     else:
         yield from iter_jsonl(path)
 
