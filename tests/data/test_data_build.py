@@ -238,6 +238,7 @@ def test_same_seed_gives_byte_identical_output_whatever_the_workers(fixture_work
     first = tree_bytes(run_build(out="first"))
     assert tree_bytes(run_build(out="second")) == first
     assert tree_bytes(run_build("--workers", "2", out="parallel")) == first
+    assert tree_bytes(run_build("--batch-size", "1", out="unbatched")) == first
     other_seed = tree_bytes(run_build("--seed", "8", out="other"))
     assert other_seed["alignment-00000-of-00001.jsonl"] != first["alignment-00000-of-00001.jsonl"]
 
@@ -264,9 +265,15 @@ def test_shards_together_equal_the_whole_build(fixture_workspace):
 class RecordingTranslator:
     """A translator that prefixes texts, refuses some, and records every batch it is sent."""
 
-    def __init__(self, refuse: str = "Pneumothorax", fail_after_batches: int | None = None):
+    def __init__(
+        self,
+        refuse: str = "Pneumothorax",
+        blank: str = "Bilateral joint effusions.",
+        fail_after_batches: int | None = None,
+    ):
         self.batches: list[list[str]] = []
         self.refuse = refuse
+        self.blank = blank
         self.fail_after_batches = fail_after_batches
         self.closed = False
 
@@ -277,7 +284,7 @@ class RecordingTranslator:
         return [
             Translation(source=text, text=None, reason="translation_not_chinese")
             if text == self.refuse
-            else Translation(source=text, text=f"译:{text}")
+            else Translation(source=text, text="" if text == self.blank else f"译:{text}")
             for text in texts
         ]
 
@@ -303,6 +310,7 @@ def test_translation_is_batched_and_refusals_are_recorded_as_given(fixture_works
         assert doomed not in sent
     out = Path("out")
     assert outcomes(out)["pmc_vqa-000000000-instruction"] == "translation_not_chinese"
+    assert outcomes(out)["pmc_case_report-000000001-instruction"] == "translation_empty"
     assert manifest["sources"]["pmc_vqa"]["instruction"]["dropped"]["translation_not_chinese"] == 1
     kept = {r["id"]: r for r in read_jsonl(out / "instruction-00000-of-00001.jsonl")}
     assert kept["pmc_vqa-000000001-instruction"]["conversations"][1]["value"] == "译:Right"
@@ -317,7 +325,7 @@ def test_a_killed_build_leaves_no_final_files_and_rerunning_completes_it(fixture
             config,
             Path("out"),
             progress=False,
-            translator=RecordingTranslator(refuse="", fail_after_batches=3),
+            translator=RecordingTranslator(refuse="", blank="", fail_after_batches=3),
         )
     assert Path("out/alignment-00000-of-00001.jsonl.partial").exists()
     assert not Path("out/alignment-00000-of-00001.jsonl").exists()
@@ -370,3 +378,13 @@ def test_data_package_does_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_shipped_config_holds_the_documented_defaults():
+    from qilin_med_vl.data.filters import TextFilterSettings
+    from qilin_med_vl.data.image_groups import ImageSettings
+
+    config = load_build_config(Path(__file__).parents[2] / "configs/data/chimed_vl.yaml")
+    assert config.filters == TextFilterSettings() and config.images == ImageSettings()
+    assert set(config.sources) == {"pmc_oa", "pmc_case_report", "pmc_vqa"}
+    assert config.vqa_format == "open" and config.translator_config() == TranslatorConfig(backend="none")

@@ -244,11 +244,16 @@ class Builder:
                     chinese[name] = ""
                     continue
                 result = translated[source_text]
-                if result.text is None:
+                if result.text is None or not result.text.strip():
+                    reason = (
+                        (result.reason or records.TRANSLATION_FAILED)
+                        if result.text is None
+                        else (records.TRANSLATION_EMPTY)
+                    )
                     decisions[position] = Decision(
                         candidate,
-                        reason=result.reason or "translation_failed",
-                        detail=f"{name}: translation refused ({result.reason})",
+                        reason=reason,
+                        detail=f"{name}: no usable translation of {source_text[:80]!r}",
                     )
                     break
                 chinese[name] = result.text

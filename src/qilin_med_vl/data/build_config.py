@@ -45,10 +45,9 @@ class BuildConfig:
         return TranslatorConfig(**self.translator)
 
     def to_json(self) -> dict:
-        """The effective settings, as recorded in manifest.json."""
+        """The settings that decide the output, as recorded in manifest.json (not batch size or paths out)."""
         return {
             "seed": self.seed,
-            "batch_size": self.batch_size,
             "sources": {
                 name: {"records": [str(path) for path in source.records], "images": str(source.images)}
                 for name, source in self.sources.items()

@@ -22,7 +22,6 @@ def _add_build(commands) -> None:
             "an images/ folder. Re-running the same command over the same --out resumes. "
             "Layout and formats: docs/data.md."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--config", type=Path, required=True, help="YAML build config, e.g. configs/data/chimed_vl.yaml"
@@ -32,10 +31,15 @@ def _add_build(commands) -> None:
         "--seed", type=int, default=None, help="template-draw seed (default: the config's 'seed')"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes for image work (decode, concatenate, write)"
+        "--workers",
+        type=int,
+        default=1,
+        help="processes for image work: decode, concatenate, write (default 1)",
     )
     parser.add_argument(
-        "--shard", default="0/1", help="build only shard i of N (rows whose index is i mod N)"
+        "--shard",
+        default="0/1",
+        help="build only shard i of N, the rows whose index is i mod N (default 0/1)",
     )
     parser.add_argument(
         "--limit", type=int, default=None, help="read at most this many rows per source (trials)"
@@ -127,7 +131,6 @@ def _add_link(commands) -> None:
             "OUT/images/, OUT/missing.jsonl (records left out, with the names not found) and "
             "OUT/link_report.json."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("released", type=Path, nargs="+", help="released ChiMed-VL JSON or JSONL files")
     parser.add_argument(
@@ -142,7 +145,7 @@ def _add_link(commands) -> None:
         "--mode",
         choices=("copy", "hardlink", "symlink"),
         default="copy",
-        help="how images are placed under OUT/images",
+        help="how images are placed under OUT/images (default copy)",
     )
     parser.set_defaults(handler=_run_link)
 
@@ -172,7 +175,6 @@ def _add_stats(commands) -> None:
             "questions/answers (instruction), per source and in total. Writes stats.json and a "
             "length-histogram PNG. Without --tokenizer, lengths are jieba word counts."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "dataset", type=Path, help="a folder written by `qilin data build` (or JSON/JSONL files in it)"

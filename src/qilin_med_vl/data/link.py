@@ -10,7 +10,8 @@ accepted too). Images are found by file name anywhere under the given folders. O
     OUT/missing.jsonl                        {"file", "id", "missing": [names]} per record left out
     OUT/link_report.json                     per input file: records, linked, missing; totals
 
-Memory: the only thing held is the name -> path index of the image folders (one entry per image).
+Memory: what is held is the name -> path index of the image folders (one entry per image) and the
+set of names not found; records are streamed.
 """
 
 from __future__ import annotations

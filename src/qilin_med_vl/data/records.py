@@ -39,6 +39,8 @@ IMAGE_UNREADABLE = "image_unreadable"
 IMAGE_TRUNCATED = "image_truncated"
 IMAGE_TOO_SMALL = "image_too_small"
 IMAGE_TOO_LARGE = "image_too_large"
+TRANSLATION_EMPTY = "translation_empty"  # the translator returned an empty text for a non-empty one
+TRANSLATION_FAILED = "translation_failed"  # the translator refused a text without giving a reason
 
 
 @dataclass(frozen=True)
