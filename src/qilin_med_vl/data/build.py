@@ -128,6 +128,10 @@ def read_rows(config: BuildConfig, limit: int | None = None) -> Iterator[SourceR
         yield from islice(READERS[name](source.records), limit)
 
 
+def _row_key(row: SourceRow) -> tuple[str, int]:
+    return row.source, row.index
+
+
 def _batched(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
     while batch := list(islice(rows, size)):
         yield batch
@@ -171,7 +175,7 @@ class Builder:
             key = (row.source, row.images)
             if key in self.image_cache:
                 self.image_cache.move_to_end(key)
-                outcomes[(row.source, row.index)] = self.image_cache[key]
+                outcomes[_row_key(row)] = self.image_cache[key]
                 continue
             task = ImageTask(
                 source=row.source,
@@ -180,7 +184,7 @@ class Builder:
                 images_out=str(self.out / "images"),
                 settings=self.config.images,
             )
-            tasks.append(((row.source, row.index), key, task))
+            tasks.append((_row_key(row), key, task))
         unique: dict[tuple, ImageTask] = {}
         for _, key, task in tasks:
             unique.setdefault(key, task)
@@ -201,78 +205,77 @@ class Builder:
     def _decide_batch(
         self, rows: list[SourceRow], translator: Translator, executor: Executor | None
     ) -> list[Decision]:
-        decisions: dict[int, Decision] = {}  # by candidate position in `candidates`
+        """One decision per candidate of `rows`, in row then stage order."""
         candidates = [Candidate(row, stage) for row in rows for stage in SOURCE_STAGES[row.source]]
+        decisions = self._filter_texts(candidates)  # by candidate position
+        undecided = {_row_key(c.row) for position, c in enumerate(candidates) if position not in decisions}
+        image_outcomes = self._image_outcomes([row for row in rows if _row_key(row) in undecided], executor)
         for position, candidate in enumerate(candidates):
-            row = candidate.row
-            if row.error is not None:
-                decisions[position] = Decision(candidate, reason=records.MALFORMED_RECORD, detail=row.error)
+            if position not in decisions:
+                outcome = image_outcomes[_row_key(candidate.row)]
+                if outcome.reason is not None:
+                    decisions[position] = Decision(candidate, reason=outcome.reason, detail=outcome.detail)
+        pending = [(position, c) for position, c in enumerate(candidates) if position not in decisions]
+        translated = self._translate(pending, translator)
+        for position, candidate in pending:
+            decisions[position] = self._compose(
+                candidate, translated, image_outcomes[_row_key(candidate.row)]
+            )
+        return [decisions[position] for position in range(len(candidates))]
+
+    def _filter_texts(self, candidates: list[Candidate]) -> dict[int, Decision]:
+        decisions = {}
+        for position, candidate in enumerate(candidates):
+            if candidate.row.error is not None:
+                decisions[position] = Decision(
+                    candidate, reason=records.MALFORMED_RECORD, detail=candidate.row.error
+                )
                 continue
             verdict = check_texts(candidate, self._fields(candidate), self.config.filters)
             if verdict is not None:
                 decisions[position] = Decision(candidate, reason=verdict[0], detail=verdict[1])
-        undecided_rows = {
-            (candidate.row.source, candidate.row.index)
-            for position, candidate in enumerate(candidates)
-            if position not in decisions
-        }
-        needing_images = [row for row in rows if (row.source, row.index) in undecided_rows]
-        image_outcomes = self._image_outcomes(needing_images, executor)
-        for position, candidate in enumerate(candidates):
-            if position in decisions:
-                continue
-            outcome = image_outcomes[(candidate.row.source, candidate.row.index)]
-            if outcome.reason is not None:
-                decisions[position] = Decision(candidate, reason=outcome.reason, detail=outcome.detail)
-        # one translation request list for the batch: unique non-empty texts in order of appearance
+        return decisions
+
+    def _translate(self, pending: list[tuple[int, Candidate]], translator: Translator) -> dict:
+        """English text -> Translation for the batch: one call, unique non-empty texts in order."""
         texts: dict[str, None] = {}
-        for position, candidate in enumerate(candidates):
-            if position not in decisions:
-                for name in self._fields(candidate):
-                    if candidate.row.texts.get(name):
-                        texts.setdefault(candidate.row.texts[name])
+        for _, candidate in pending:
+            for name in self._fields(candidate):
+                if candidate.row.texts.get(name):
+                    texts.setdefault(candidate.row.texts[name])
         translations = translator.translate_batch(list(texts)) if texts else []
-        translated = {text: result for text, result in zip(texts, translations, strict=True)}
-        for position, candidate in enumerate(candidates):
-            if position in decisions:
+        return dict(zip(texts, translations, strict=True))
+
+    def _compose(self, candidate: Candidate, translated: dict, image: ImageOutcome) -> Decision:
+        chinese: dict[str, str] = {}
+        for name in self._fields(candidate):
+            source_text = candidate.row.texts.get(name, "")
+            if not source_text:
+                chinese[name] = ""
                 continue
-            fields = self._fields(candidate)
-            chinese: dict[str, str] = {}
-            for name in fields:
-                source_text = candidate.row.texts.get(name, "")
-                if not source_text:
-                    chinese[name] = ""
-                    continue
-                result = translated[source_text]
-                if result.text is None or not result.text.strip():
-                    reason = (
-                        (result.reason or records.TRANSLATION_FAILED)
-                        if result.text is None
-                        else (records.TRANSLATION_EMPTY)
-                    )
-                    decisions[position] = Decision(
-                        candidate,
-                        reason=reason,
-                        detail=f"{name}: no usable translation of {source_text[:80]!r}",
-                    )
-                    break
-                chinese[name] = result.text
+            result = translated[source_text]
+            if result.text is None:
+                reason = result.reason or records.TRANSLATION_FAILED
+            elif not result.text.strip():
+                reason = records.TRANSLATION_EMPTY
             else:
-                record = compose(
-                    candidate,
-                    chinese,
-                    image_outcomes[(candidate.row.source, candidate.row.index)].path,
-                    self.pools,
-                    self.config.seed,
-                    self.config.vqa_format,
-                    self.config.case_report_alignment_fields,
-                )
-                if image_outcomes[(candidate.row.source, candidate.row.index)].layout:
-                    record["meta"]["layout"] = image_outcomes[
-                        (candidate.row.source, candidate.row.index)
-                    ].layout
-                decisions[position] = Decision(candidate, record=record)
-        return [decisions[position] for position in range(len(candidates))]
+                chinese[name] = result.text
+                continue
+            return Decision(
+                candidate, reason=reason, detail=f"{name}: no usable translation of {source_text[:80]!r}"
+            )
+        record = compose(
+            candidate,
+            chinese,
+            image.path,
+            self.pools,
+            self.config.seed,
+            self.config.vqa_format,
+            self.config.case_report_alignment_fields,
+        )
+        if image.layout:
+            record["meta"]["layout"] = image.layout
+        return Decision(candidate, record=record)
 
     # -- the whole shard --------------------------------------------------------------------------
     def run(self) -> dict:
