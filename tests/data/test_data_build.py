@@ -134,6 +134,7 @@ def test_every_record_is_accounted_for_with_its_reason(fixture_workspace):
             assert written["kept"] + sum(written["dropped"].values()) == written["read"]
     totals = manifest["totals"]
     assert totals["read"] == len(EXPECTED) == totals["kept"] + sum(totals["dropped"].values())
+    assert manifest["rows"] == {"pmc_oa": 12, "pmc_case_report": 13, "pmc_vqa": 9}
     # every kept record's picture exists and loads; no picture comes from a >4-image row
     for stage in ("alignment", "instruction"):
         for record in read_jsonl(out / f"{stage}-00000-of-00001.jsonl"):
@@ -251,6 +252,7 @@ def test_shards_together_equal_the_whole_build(fixture_workspace):
     merged = json.loads(Path("sharded/manifest.json").read_text())
     full = json.loads((whole / "manifest.json").read_text())
     assert merged["sources"] == full["sources"] and merged["totals"] == full["totals"]
+    assert merged["rows"] == full["rows"]
     assert merged["shards"] == {"count": 2, "done": [0, 1]}
     for stage in ("alignment", "instruction"):
         whole_lines = sorted((whole / f"{stage}-00000-of-00001.jsonl").read_text().splitlines())

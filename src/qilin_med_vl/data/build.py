@@ -159,6 +159,7 @@ class Builder:
         self.progress = progress
         self.pools = load_prompt_pools()
         self.counts = Counts()
+        self.rows_read = dict.fromkeys(config.sources, 0)  # source rows (a CaseReport row feeds two stages)
         self.image_cache: OrderedDict[tuple, ImageOutcome] = OrderedDict()
 
     # -- per batch -------------------------------------------------------------------------------
@@ -328,6 +329,8 @@ class Builder:
                             )
                             + "\n"
                         )
+                for row in batch:
+                    self.rows_read[row.source] += 1
                 bar.update(len(batch))
                 bar.set_postfix(kept=self.counts.kept, dropped=self.counts.dropped, refresh=False)
         finally:
@@ -363,6 +366,7 @@ class Builder:
             "format": MANIFEST_FORMAT,
             "shards": {"count": self.shard.count, "done": [self.shard.index]},
             "files": {stage: [name] for stage, name in stage_files.items()} | {"dropped": [dropped_file]},
+            "rows": dict(self.rows_read),
             "sources": sources,
             "totals": totals(sources),
             "config": self.config.to_json(),
@@ -421,6 +425,7 @@ def merge_shard_manifests(out: Path, count: int) -> dict | None:
         "format": MANIFEST_FORMAT,
         "shards": {"count": count, "done": list(range(count))},
         "files": files,
+        "rows": {source: sum(part["rows"][source] for part in parts) for source in parts[0]["rows"]},
         "sources": sources,
         "totals": totals(sources),
         "config": parts[0]["config"],
