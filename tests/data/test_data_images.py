@@ -125,3 +125,11 @@ def test_open_image_accepts_file_objects():
     with pytest.raises(ImageRejected) as caught:
         open_image(io.BytesIO(data[:60]))
     assert caught.value.reason == "image_truncated"
+
+
+def test_truncated_gif_is_reported_as_truncated(tmp_path):
+    buffer = io.BytesIO()
+    picture((120, 90)).convert("P").save(buffer, format="GIF")
+    data = buffer.getvalue()
+    assert reason_for(data[: len(data) // 2], tmp_path, "cut.gif") == "image_truncated"
+    assert open_image(io.BytesIO(data)).size == (120, 90)

@@ -32,11 +32,11 @@ DEFAULT_MIN_SIDE = 32  # images with a shorter side carry too little to learn fr
 HORIZONTAL = "horizontal"
 VERTICAL = "vertical"
 
-# (magic at the start, marker that must end a complete file) for the formats that have an end marker
+# (magic at the start, marker that ends a complete file, whether writers may pad after the marker)
 _END_MARKERS = (
-    (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"),
-    (b"\xff\xd8\xff", b"\xff\xd9"),
-    (b"GIF8", b";"),
+    (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82", True),
+    (b"\xff\xd8\xff", b"\xff\xd9", True),
+    (b"GIF8", b";", False),  # a one-byte trailer: only the very last byte counts
 )
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
 
@@ -51,10 +51,10 @@ class ImageRejected(DataError):
 
 def _looks_truncated(head: bytes, tail: bytes) -> bool:
     """True when the bytes start like a format with an end marker and do not end with it."""
-    for magic, end_marker in _END_MARKERS:
+    for magic, end_marker, may_pad in _END_MARKERS:
         if head.startswith(magic):
-            # JPEG writers may pad after EOI; a marker within the last bytes still means a complete file
-            return end_marker not in tail
+            # some writers pad after the end marker: then a marker within the last bytes still counts
+            return end_marker not in tail if may_pad else not tail.endswith(end_marker)
     return False
 
 
