@@ -1,7 +1,24 @@
-"""Raster image loading with safety limits (decompression bombs, truncation) for every image we accept."""
+"""Raster image loading with safety limits (decompression bombs, truncation) and multi-image composites.
+
+Every image we accept is fully decoded once; what cannot be decoded is refused with a reason code
+(`ImageRejected.reason`) that the dataset builder records in its manifest:
+
+- `image_too_large`: width x height over `max_pixels` (read from the header, before any pixel is
+  decoded, so a decompression bomb costs nothing);
+- `image_truncated`: the file starts like a PNG/JPEG/GIF but its end marker is missing and it does not
+  decode;
+- `image_unreadable`: anything else that does not decode;
+- `image_too_small`: (from `check_size`) a side shorter than the minimum.
+
+Multi-image samples (paper 3.3) are concatenated into one picture by `concatenate`; the layout rule
+is documented in `choose_layout`.
+"""
 
 from __future__ import annotations
 
+import io
+import struct
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -10,6 +27,18 @@ from PIL import Image
 from qilin_med_vl.errors import DataError
 
 DEFAULT_MAX_PIXELS = 64_000_000  # larger images are refused as possible decompression bombs
+DEFAULT_MIN_SIDE = 32  # images with a shorter side carry too little to learn from (icons, rules)
+
+HORIZONTAL = "horizontal"
+VERTICAL = "vertical"
+
+# (magic at the start, marker that ends a complete file, whether writers may pad after the marker)
+_END_MARKERS = (
+    (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82", True),
+    (b"\xff\xd8\xff", b"\xff\xd9", True),
+    (b"GIF8", b";", False),  # a one-byte trailer: only the very last byte counts
+)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
 
 
 class ImageRejected(DataError):
@@ -20,11 +49,47 @@ class ImageRejected(DataError):
         self.reason = reason
 
 
+def _looks_truncated(head: bytes, tail: bytes) -> bool:
+    """True when the bytes start like a format with an end marker and do not end with it."""
+    for magic, end_marker, may_pad in _END_MARKERS:
+        if head.startswith(magic):
+            # some writers pad after the end marker: then a marker within the last bytes still counts
+            return end_marker not in tail if may_pad else not tail.endswith(end_marker)
+    return False
+
+
+def _head_and_tail(source: str | Path | BinaryIO) -> tuple[bytes, bytes]:
+    try:
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as handle:
+                return _read_ends(handle)
+        position = source.tell()
+        try:
+            return _read_ends(source)
+        finally:
+            source.seek(position)
+    except OSError:
+        return b"", b""
+
+
+def _read_ends(handle: BinaryIO) -> tuple[bytes, bytes]:
+    handle.seek(0)
+    head = handle.read(16)
+    handle.seek(0, io.SEEK_END)
+    size = handle.tell()
+    handle.seek(max(0, size - 64))
+    return head, handle.read(64)
+
+
 def open_image(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode a PNG/JPEG/TIFF/BMP/... fully into an RGB image, or raise `ImageRejected`."""
-    name = getattr(source, "name", source)
+    name = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<image stream>")
     try:
-        with Image.open(source) as image:
+        with warnings.catch_warnings():
+            # Pillow warns past its own soft limit; our max_pixels decides, the warning is noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image_file = Image.open(source)
+        with image_file as image:
             if image.width * image.height > max_pixels:
                 raise ImageRejected(
                     "image_too_large",
@@ -34,5 +99,65 @@ def open_image(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXE
             return image.convert("RGB")
     except ImageRejected:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        # Pillow's own guard fires in Image.open for sizes far beyond its limit: same verdict as ours
+        raise ImageRejected("image_too_large", f"{name}: {error}") from error
+    except _DECODE_ERRORS as error:
+        head, tail = _head_and_tail(source)
+        if _looks_truncated(head, tail):
+            raise ImageRejected("image_truncated", f"{name}: the file is cut short ({error})") from error
         raise ImageRejected("image_unreadable", f"{name}: cannot decode image ({error})") from error
+
+
+def check_size(image: Image.Image, name: str, min_side: int) -> None:
+    """Refuse an image whose shorter side is under `min_side` pixels."""
+    if min(image.size) < min_side:
+        raise ImageRejected(
+            "image_too_small",
+            f"{name}: {image.width}x{image.height} pixels, a side is under the minimum of {min_side}",
+        )
+
+
+def choose_layout(sizes: list[tuple[int, int]]) -> str:
+    """Horizontal or vertical concatenation of images with these (width, height) sizes.
+
+    Rule: horizontally, every image is scaled to a common height, so the row's aspect ratio
+    (width / height) is the sum of the images' aspect ratios, sum(w/h). Vertically, every image is
+    scaled to a common width, so the column's aspect ratio is 1 / sum(h/w). Neither depends on the
+    common size chosen. We pick the layout whose aspect ratio r is the least extreme, i.e. has the
+    smaller max(r, 1/r); a tie goes to horizontal. So wide images are stacked vertically, tall
+    images side by side, and mixed sets end up as close to square as either layout allows.
+    """
+    row_ratio = sum(width / height for width, height in sizes)
+    column_ratio = 1.0 / sum(height / width for width, height in sizes)
+    return HORIZONTAL if max(row_ratio, 1 / row_ratio) <= max(column_ratio, 1 / column_ratio) else VERTICAL
+
+
+def scaled_sizes(sizes: list[tuple[int, int]], layout: str) -> list[tuple[int, int]]:
+    """Sizes after scaling to the smallest height (horizontal) or smallest width (vertical).
+
+    Scaling to the smallest never enlarges an image: no invented detail, and the composite never has
+    more pixels than its inputs together.
+    """
+    if layout == HORIZONTAL:
+        common = min(height for _, height in sizes)
+        return [(max(1, round(width * common / height)), common) for width, height in sizes]
+    common = min(width for width, _ in sizes)
+    return [(common, max(1, round(height * common / width))) for width, height in sizes]
+
+
+def concatenate(images: list[Image.Image]) -> tuple[Image.Image, str]:
+    """One RGB picture holding `images` in order (left to right or top to bottom), and its layout."""
+    sizes = [image.size for image in images]
+    layout = choose_layout(sizes)
+    targets = scaled_sizes(sizes, layout)
+    if layout == HORIZONTAL:
+        canvas = Image.new("RGB", (sum(width for width, _ in targets), targets[0][1]))
+    else:
+        canvas = Image.new("RGB", (targets[0][0], sum(height for _, height in targets)))
+    offset = 0
+    for image, target in zip(images, targets, strict=True):
+        piece = image if image.size == target else image.resize(target, Image.Resampling.LANCZOS)
+        canvas.paste(piece, (offset, 0) if layout == HORIZONTAL else (0, offset))
+        offset += target[0] if layout == HORIZONTAL else target[1]
+    return canvas, layout

@@ -1,0 +1,311 @@
+"""Streaming readers for the public source formats: PMC-OA, PMC-CaseReport, PMC-VQA, released ChiMed-VL.
+
+Every reader yields one item per row and never holds a whole file in memory (JSON arrays included).
+A row that cannot be parsed is still yielded, as a `SourceRow` with `error` set, so that the builder
+counts it as dropped (`malformed_record`) instead of losing it. A file that cannot be read at all (no
+such file, a CSV without the required columns) raises `DataError` naming the file and the fix.
+
+Formats, exactly as published:
+- PMC-OA: JSONL rows `{"image", "caption", "pmcid", "url_name"}`; `image` names a file in `images/`.
+- PMC-CaseReport: parquet or JSONL rows `{"PMC_id", "context", "inline", "question", "answer",
+  "img_ref"}`; `img_ref` is a *string* holding a Python list literal, e.g. "['PMC1_F1.jpg', 'PMC1_F2.jpg']",
+  parsed with `ast.literal_eval` (never `eval`).
+- PMC-VQA: CSV with `Figure_path, Question, Answer, Choice A, Choice B, Choice C, Choice D, Answer_label`
+  (v2 files add `index, Caption, split`); choices look like " A:Pneumothorax".
+- Released ChiMed-VL: `ChiMed-VL-Alignment.jsonl` (JSON lines), `ChiMed-VL-Instruction.json` and
+  `ChiMed-VL-Chat.json` (JSON arrays); LLaVA records `{"id", "image", "conversations": [...]}`.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from qilin_med_vl.data.records import PMC_CASE_REPORT, PMC_OA, PMC_VQA, SourceRow
+from qilin_med_vl.errors import DataError
+
+VQA_REQUIRED_COLUMNS = ("Figure_path", "Question", "Answer", "Choice A", "Choice B", "Choice C", "Choice D")
+CHOICE_LETTERS = ("A", "B", "C", "D")
+CASE_REPORT_FIELDS = ("PMC_id", "context", "inline", "question", "answer", "img_ref")
+PMC_OA_FIELDS = ("image", "caption")
+# " A:Pneumothorax" -> ("A", "Pneumothorax"); tolerant of a full-width colon or a dot after the letter.
+CHOICE_PATTERN = re.compile(r"^\s*([A-Z])\s*[:：.]\s*(.*?)\s*$", re.DOTALL)
+JSON_READ_CHUNK = 1 << 20
+JSON_MAX_ITEM_CHARS = 1 << 26  # an array item longer than this is taken as broken JSON, not read on
+
+
+def parse_image_refs(value: Any) -> tuple[str, ...]:
+    """Image names from a field that holds one name, a list, or a string holding a list literal.
+
+    Raises ValueError for anything else (so the caller can record the row as malformed).
+    """
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        names = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ()
+        if text.startswith(("[", "(")):
+            try:
+                names = ast.literal_eval(text)
+            except (ValueError, SyntaxError) as error:
+                raise ValueError(f"image list {text[:80]!r} is not a list literal ({error})") from None
+            if not isinstance(names, (list, tuple)):
+                raise ValueError(f"image list {text[:80]!r} is not a list")
+        else:
+            names = [text]
+    else:
+        raise ValueError(f"image reference {value!r} is neither a file name nor a list of file names")
+    cleaned = []
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"image list entry {name!r} is not a file name")
+        cleaned.append(name.strip())
+    return tuple(cleaned)
+
+
+def _require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; check the source paths in the build config")
+    return path
+
+
+def _text(value: Any) -> str:
+    """A text field as a stripped string; null (parquet, JSON) counts as empty."""
+    return "" if value is None else str(value).strip()
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[str, Any, str | None]]:
+    """(location, parsed object or None, error) for every non-blank line of a JSONL file."""
+    with open(_require_file(path), encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            location = f"{path}:{line_number}"
+            try:
+                yield location, json.loads(line), None
+            except json.JSONDecodeError as error:
+                yield location, None, f"invalid JSON ({error})"
+
+
+def iter_json_array(
+    handle: TextIO, path: Path, chunk_size: int = JSON_READ_CHUNK
+) -> Iterator[tuple[str, Any, str | None]]:
+    """Items of a top-level JSON array, decoded one at a time from a growing text buffer."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    position = 0
+    at_end = False
+    started = False
+    item_number = 0
+    chunk = chunk_size
+
+    def refill() -> bool:
+        nonlocal buffer, position, at_end
+        data = handle.read(chunk)
+        if not data:
+            at_end = True
+            return False
+        buffer = buffer[position:] + data
+        position = 0
+        return True
+
+    while True:
+        # skip whitespace and separators
+        while True:
+            while position < len(buffer) and buffer[position] in " \t\r\n,":
+                position += 1
+            if position < len(buffer) or at_end or not refill():
+                break
+        if position >= len(buffer):
+            raise DataError(f"{path}: the JSON array is not closed (file truncated?)")
+        if not started:
+            if buffer[position] != "[":
+                raise DataError(f"{path}: expected a JSON array of records ('[' first) or JSON lines")
+            started = True
+            position += 1
+            continue
+        if buffer[position] == "]":
+            return
+        try:
+            item, end = decoder.raw_decode(buffer, position)
+        except json.JSONDecodeError as error:
+            if at_end or len(buffer) - position > JSON_MAX_ITEM_CHARS:
+                raise DataError(f"{path}: invalid JSON in item {item_number + 1} ({error})") from None
+            if not refill():
+                continue
+            chunk = min(chunk * 2, 1 << 26)  # an item larger than the buffer: read more at once
+            continue
+        item_number += 1
+        position = end
+        yield f"{path}#{item_number}", item, None
+
+
+def iter_json_records(path: Path) -> Iterator[tuple[str, Any, str | None]]:
+    """Records of a JSON-lines file or of a JSON array file (detected from the first character)."""
+    with open(_require_file(path), encoding="utf-8") as handle:
+        head = handle.read(4096).lstrip("\ufeff \t\r\n")
+    if head.startswith("["):
+        with open(path, encoding="utf-8-sig") as handle:
+            yield from iter_json_array(handle, path)
+    else:
+        yield from iter_jsonl(path)
+
+
+def read_pmc_oa(paths: Iterable[Path], start_index: int = 0) -> Iterator[SourceRow]:
+    """PMC-OA JSONL rows; one alignment candidate each (its caption)."""
+    index = start_index
+    for path in paths:
+        for location, item, error in iter_jsonl(Path(path)):
+            row = dict(source=PMC_OA, index=index, location=location)
+            index += 1
+            if error is None and not isinstance(item, dict):
+                error = "the line is not a JSON object"
+            if error is None:
+                missing = [name for name in PMC_OA_FIELDS if name not in item]
+                if missing:
+                    error = f"missing field(s) {', '.join(missing)}"
+            if error is None:
+                try:
+                    images = parse_image_refs(item["image"])
+                except ValueError as bad:
+                    error = str(bad)
+            if error is not None:
+                yield SourceRow(**row, error=error)
+                continue
+            yield SourceRow(
+                **row,
+                ref=_text(item.get("pmcid")),
+                images=images,
+                texts={"caption": _text(item["caption"])},
+            )
+
+
+def _case_report_items(path: Path) -> Iterator[tuple[str, Any, str | None]]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(_require_file(path))
+        except Exception as error:  # pyarrow raises several types for a file that is not parquet
+            raise DataError(f"{path}: cannot read as parquet ({error})") from error
+        row_number = 0
+        for batch in parquet.iter_batches(batch_size=1024):
+            for item in batch.to_pylist():
+                row_number += 1
+                yield f"{path}#row{row_number}", item, None
+    else:
+        yield from iter_jsonl(path)
+
+
+def read_pmc_case_report(paths: Iterable[Path], start_index: int = 0) -> Iterator[SourceRow]:
+    """PMC-CaseReport rows (parquet or JSONL); alignment (inline + context) and instruction (QA)."""
+    index = start_index
+    for path in paths:
+        for location, item, error in _case_report_items(Path(path)):
+            row = dict(source=PMC_CASE_REPORT, index=index, location=location)
+            index += 1
+            if error is None and not isinstance(item, dict):
+                error = "the row is not an object"
+            if error is None:
+                missing = [name for name in CASE_REPORT_FIELDS if name not in item]
+                if missing:
+                    error = f"missing field(s) {', '.join(missing)}"
+            if error is None:
+                try:
+                    images = parse_image_refs(item["img_ref"])
+                except ValueError as bad:
+                    error = str(bad)
+            if error is not None:
+                yield SourceRow(**row, error=error)
+                continue
+            yield SourceRow(
+                **row,
+                ref=_text(item["PMC_id"]),
+                images=images,
+                texts={name: _text(item[name]) for name in ("context", "inline", "question", "answer")},
+            )
+
+
+def split_choice(value: str) -> tuple[str | None, str]:
+    """ " A:Pneumothorax" -> ("A", "Pneumothorax"); a value without a letter prefix -> (None, text)."""
+    match = CHOICE_PATTERN.match(value or "")
+    if match:
+        return match.group(1), match.group(2)
+    return None, (value or "").strip()
+
+
+def _vqa_row(fields: dict[str, str]) -> tuple[dict[str, str], str | None, str | None]:
+    """(texts, answer label, error) for one PMC-VQA CSV row."""
+    texts = {"question": _text(fields["Question"])}
+    for letter in CHOICE_LETTERS:
+        _, choice_text = split_choice(fields[f"Choice {letter}"])
+        texts[f"choice_{letter}"] = choice_text
+    label = _text(fields.get("Answer_label")).upper() or None
+    answer_letter, answer_text = split_choice(fields["Answer"])
+    if label is None and answer_letter in CHOICE_LETTERS:
+        label = answer_letter
+    if label is None and answer_text in CHOICE_LETTERS:  # v2 files: Answer holds the bare letter
+        label, answer_text = answer_text, ""
+    if label is None:
+        for letter in CHOICE_LETTERS:
+            if answer_text and texts[f"choice_{letter}"].casefold() == answer_text.casefold():
+                label = letter
+                break
+    if label is not None and label not in CHOICE_LETTERS:
+        return texts, None, f"Answer_label {label!r} is not one of A-D"
+    if not answer_text and label is not None:
+        answer_text = texts[f"choice_{label}"]
+    texts["answer"] = answer_text
+    return texts, label, None
+
+
+def read_pmc_vqa(paths: Iterable[Path], start_index: int = 0) -> Iterator[SourceRow]:
+    """PMC-VQA CSV rows (v1 and v2 layouts); instruction candidates."""
+    index = start_index
+    for path in paths:
+        path = _require_file(Path(path))
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [name for name in VQA_REQUIRED_COLUMNS if name not in header]
+            if missing:
+                raise DataError(
+                    f"{path}: not a PMC-VQA CSV, missing column(s) {', '.join(missing)} "
+                    f"(found {', '.join(header) or 'no header'}); point pmc_vqa.records at train.csv/test.csv"
+                )
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as error:
+                    raise DataError(f"{path}:{reader.line_num}: unreadable CSV ({error})") from error
+                row = dict(source=PMC_VQA, index=index, location=f"{path}:{reader.line_num}")
+                index += 1
+                if None in fields or any(fields[name] is None for name in VQA_REQUIRED_COLUMNS):
+                    yield SourceRow(
+                        **row, error=f"the row does not have the {len(header)} columns of the header"
+                    )
+                    continue
+                texts, label, error = _vqa_row(fields)
+                try:
+                    images = parse_image_refs(fields["Figure_path"])
+                except ValueError as bad:
+                    error = error or str(bad)
+                if error is not None:
+                    yield SourceRow(**row, error=error)
+                    continue
+                yield SourceRow(
+                    **row, ref=fields["Figure_path"].strip(), images=images, texts=texts, answer_label=label
+                )
+
+
+READERS = {PMC_OA: read_pmc_oa, PMC_CASE_REPORT: read_pmc_case_report, PMC_VQA: read_pmc_vqa}
