@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from data_fixtures import FIXTURES, make_images
+
+from .data_fixtures import FIXTURES, make_images
 
 
 @pytest.fixture

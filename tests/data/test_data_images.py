@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from data_fixtures import bomb_png, encoded, picture
 from PIL import Image
 
 from qilin_med_vl.data.images import (
@@ -18,6 +17,8 @@ from qilin_med_vl.data.images import (
     open_image,
     scaled_sizes,
 )
+
+from .data_fixtures import bomb_png, encoded, picture
 
 
 def reason_for(data: bytes, tmp_path, name: str, **limits) -> str:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from data_fixtures import FIXTURES
 
 from qilin_med_vl.data.sources import (
     iter_json_array,
@@ -19,6 +18,8 @@ from qilin_med_vl.data.sources import (
     split_choice,
 )
 from qilin_med_vl.errors import DataError
+
+from .data_fixtures import FIXTURES
 
 
 def test_image_refs_are_parsed_as_literals_never_evaluated():

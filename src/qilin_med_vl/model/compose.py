@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import (
     LlavaConfig,
     LlavaForConditionalGeneration,
@@ -24,7 +25,7 @@ from transformers import (
 
 from qilin_med_vl.errors import QilinError
 from qilin_med_vl.model.chat_template import CHAT_TEMPLATES, IMAGE_TOKEN
-from qilin_med_vl.model.projector import PROJECTOR_ACTIVATIONS, set_identity
+from qilin_med_vl.model.projector import PROJECTOR_ACTIVATIONS
 
 VISION_FEATURE_LAYER = -2  # penultimate layer, as LLaVA and the paper (section 5.2)
 BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, CLIP's resampling
@@ -168,3 +169,13 @@ def _init_projector(module, projector: str, state: dict[str, torch.Tensor] | Non
             layer.reset_parameters()
     if projector == "linear":
         set_identity(module.linear_2)
+
+
+def set_identity(layer: nn.Linear) -> None:
+    """Make `layer` the identity map (square weight = I, bias = 0)."""
+    if layer.in_features != layer.out_features:
+        raise ValueError(f"identity needs a square layer, got {layer.in_features}->{layer.out_features}")
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(layer.in_features, dtype=layer.weight.dtype))
+        if layer.bias is not None:
+            layer.bias.zero_()

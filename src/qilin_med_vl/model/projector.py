@@ -4,13 +4,11 @@ transformers' projector is always `linear_2(act(linear_1(x)))`. The released che
 `mlp2x_gelu` (act = GELU), which maps directly. The paper's text describes one linear layer; we encode
 it faithfully as act = identity ("linear") with `linear_2` fixed to the identity matrix and zero bias,
 so `linear_2(linear_1(x)) == linear_1(x)` exactly and the checkpoint still loads in plain transformers.
-Training keeps that identity layer frozen (`frozen_projector_parameters`).
+Training keeps that identity layer frozen (`frozen_projector_parameters`). This module imports no torch,
+so the CLI can offer the choices cheaply.
 """
 
 from __future__ import annotations
-
-import torch
-from torch import nn
 
 # projector name -> activation stored in LlavaConfig.projector_hidden_act
 PROJECTOR_ACTIVATIONS = {"mlp2x_gelu": "gelu", "linear": "linear"}
@@ -22,16 +20,6 @@ def projector_type(config) -> str:
         if config.projector_hidden_act == activation:
             return name
     raise ValueError(f"projector activation {config.projector_hidden_act!r} is not one we write")
-
-
-def set_identity(layer: nn.Linear) -> None:
-    """Make `layer` the identity map (square weight = I, bias = 0)."""
-    if layer.in_features != layer.out_features:
-        raise ValueError(f"identity needs a square layer, got {layer.in_features}->{layer.out_features}")
-    with torch.no_grad():
-        layer.weight.copy_(torch.eye(layer.in_features, dtype=layer.weight.dtype))
-        if layer.bias is not None:
-            layer.bias.zero_()
 
 
 def frozen_projector_parameters(model) -> list[str]:
