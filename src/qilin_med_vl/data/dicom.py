@@ -43,7 +43,6 @@ DESCRIPTION_TAGS: dict[str, tuple[str, re.Pattern[str]]] = {
     "Laterality": ("laterality", _CODE),
     "PatientPosition": ("patient_position", _CODE),
     "PhotometricInterpretation": ("photometric", _CODE),
-    "BitsStored": ("bits_stored", _NUMBER),
     "PixelSpacing": ("pixel_spacing_mm", _NUMBER),
     "ImagerPixelSpacing": ("pixel_spacing_mm", _NUMBER),
     "SliceThickness": ("slice_thickness_mm", _NUMBER),
@@ -119,20 +118,44 @@ def describe_dataset(ds) -> dict[str, str]:
     """The allow-listed, pattern-checked attributes of `ds` as description entries."""
     facts: dict[str, str] = {}
     for keyword, (key, pattern) in DESCRIPTION_TAGS.items():
-        if key in facts or keyword not in ds:
+        text = allowed_text(ds, keyword, pattern)
+        if key in facts or text is None:
             continue
-        value = ds[keyword].value
-        values = (
-            list(value)
-            if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue"
-            else [value]
-        )
-        texts = [str(item).strip() for item in values if item is not None and str(item).strip()]
-        if texts and all(pattern.fullmatch(text) for text in texts):
-            if pattern is _NUMBER and all(float(text) == 0 for text in texts):
+        if pattern is _NUMBER:
+            numbers = [float(part) for part in text.split("x")]
+            if all(number == 0 for number in numbers):
                 continue  # a zero spacing or thickness means "unknown"
-            facts[key] = "x".join(f"{float(text):.4g}" if pattern is _NUMBER else text for text in texts)
+            text = "x".join(f"{number:.4g}" for number in numbers)
+        facts[key] = text
     return facts
+
+
+def allowed_text(ds, keyword: str, pattern: re.Pattern[str]) -> str | None:
+    """The value of a text attribute (parts joined by 'x') if every part matches `pattern`, else None.
+
+    Raw values are decoded here rather than by pydicom, whose validation warnings quote the value: a
+    non-conforming file could carry a name in any attribute.
+    """
+    if keyword not in ds:
+        return None
+    value = ds.get_item(keyword).value
+    if value is None:
+        return None
+    if isinstance(value, bytes):  # not yet converted: backslash-separated ASCII, space or NUL padded
+        parts = value.decode("ascii", errors="replace").split("\\")
+    elif isinstance(value, str | int | float):
+        parts = [str(value)]
+    else:
+        parts = [str(item) for item in value]
+    parts = [part.strip(" \0") for part in parts]
+    if not parts or not all(part and pattern.fullmatch(part) for part in parts):
+        return None
+    if pattern is _NUMBER:
+        try:
+            [float(part) for part in parts]
+        except ValueError:
+            return None
+    return "x".join(parts)
 
 
 def frame_count(ds) -> int:
@@ -158,18 +181,19 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     index = pick_index(frame, frames, name, "frame")
     syntax = _transfer_syntax(ds)
     _require_decoder(syntax, name)
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    photometric = allowed_text(ds, "PhotometricInterpretation", _CODE) or ""
     if window.window is not None and photometric not in _GREY:
         raise ImageRejected(
             "window_not_applicable",
             f"{name}: windows apply to greyscale images; this one is {photometric or 'of unknown colour'}. "
             "Leave the window unset (auto) for colour images.",
         )
-    if window.preset is not None and str(ds.get("Modality", "")).upper() != "CT":
+    modality = allowed_text(ds, "Modality", _CODE)
+    if window.preset is not None and modality != "CT":
         raise ImageRejected(
             "window_not_applicable",
             f"{name}: the '{window.preset}' window is in Hounsfield units and applies to CT; this study's "
-            f"modality is {describe_dataset(ds).get('modality', 'unknown')}. Use the automatic window, or an "
+            f"modality is {modality or 'unknown'}. Use the automatic window, or an "
             "explicit 'centre,width' in this study's units.",
         )
 

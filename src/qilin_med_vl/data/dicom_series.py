@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qilin_med_vl.data.dicom import describe_dataset, looks_like_dicom, read_dataset
+from qilin_med_vl.data.dicom import allowed_text, describe_dataset, looks_like_dicom, read_dataset
 from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.data.picking import pick_index
 
 _HEAD_BYTES = 132
+_SERIES_NUMBER = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,13 @@ def pick_series_slice(folder: Path, slice_index: int | None, name: str) -> Serie
         slices.append((path, ds))
     if not slices:
         raise ImageRejected("dicom_series_empty", f"{name}: the folder holds no DICOM image files")
-    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in slices}
+    series = {_raw(ds, "SeriesInstanceUID") for _, ds in slices}
     if len(series) > 1:
         # Series UIDs identify the examination: describe the series by number and modality only.
         labels = sorted(
             {
-                f"number {ds.get('SeriesNumber', '?')} ({describe_dataset(ds).get('modality', '?')})"
+                f"number {allowed_text(ds, 'SeriesNumber', _SERIES_NUMBER) or '?'} "
+                f"({describe_dataset(ds).get('modality', '?')})"
                 for _, ds in slices
             }
         )
@@ -59,6 +62,14 @@ def pick_series_slice(folder: Path, slice_index: int | None, name: str) -> Serie
     if skipped:
         facts["files_without_image"] = str(skipped)
     return SeriesSlice(path=ordered[at][0], facts=facts)
+
+
+def _raw(ds, keyword: str) -> bytes:
+    """An attribute's stored bytes, compared without converting (and so without validation warnings)."""
+    if keyword not in ds:
+        return b""
+    value = ds.get_item(keyword).value
+    return value.rstrip(b" \0") if isinstance(value, bytes) else str(value).encode()
 
 
 def _position(ds) -> tuple[float, float]:
