@@ -28,7 +28,8 @@ class Window:
         x = values.astype(np.float64)
         c, w = float(self.centre), float(self.width)
         if self.function == "SIGMOID":
-            grey = 1.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
+            # clipped exponent: far outside the window exp() would overflow; the grey level is 0 or 1 there
+            grey = 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -60.0, 60.0)))
         elif self.function == "LINEAR_EXACT":
             grey = (x - c) / w + 0.5
         else:
