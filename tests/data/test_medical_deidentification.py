@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, HTJ2KLossless, generate_uid
 
 from qilin_med_vl.data.dicom import DESCRIPTION_TAGS
 from qilin_med_vl.data.images import ImageRejected
@@ -141,7 +141,7 @@ def test_errors_for_an_identified_file_carry_no_identifying_value(
     tmp_path, all_logs, recwarn, break_it, reason
 ):
     path = make_ct(
-        tmp_path / "ct.dcm", syntax=JPEGLSLossless if break_it == "no_decoder" else ExplicitVRLittleEndian
+        tmp_path / "ct.dcm", syntax=HTJ2KLossless if break_it == "no_decoder" else ExplicitVRLittleEndian
     )
     kwargs = {}
     if break_it == "frame":
@@ -152,8 +152,8 @@ def test_errors_for_an_identified_file_carry_no_identifying_value(
         raw = path.read_bytes()
         path.write_bytes(raw[: raw.index(b"Qilintest General") + 3])
     elif break_it == "no_decoder":
-        if pydicom.pixels.get_decoder(JPEGLSLossless).is_available:
-            pytest.skip("a JPEG-LS decoder is installed here")
+        if pydicom.pixels.get_decoder(HTJ2KLossless).is_available:
+            pytest.skip("an HTJ2K decoder is installed here")
     elif break_it == "preset_on_mr":
         ds = pydicom.dcmread(path)
         ds.Modality = "MR"

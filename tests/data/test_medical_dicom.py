@@ -10,7 +10,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder, pixel_array
+from pydicom.uid import MPEG2MPML, HTJ2KLossless, JPEGExtended12Bit, JPEGLosslessSV1
 
 from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.data.medical import WINDOW_PRESETS, Study, load_study
@@ -282,16 +284,69 @@ def test_window_on_colour_ultrasound_is_refused():
     assert raised.value.reason == "window_not_applicable"
 
 
-def test_missing_decoder_names_the_transfer_syntax_and_packages():
-    syntax = pydicom.dcmread(study_file("JPEG-LL.dcm"), stop_before_pixels=True).file_meta.TransferSyntaxUID
-    if get_decoder(syntax).is_available:
-        pytest.skip(f"a decoder for {syntax.name} is installed here")
+def recompressed(tmp_path: Path, syntax) -> Path:
+    """MR_small.dcm relabelled as compressed with `syntax`; the fragment is junk, never to be decoded."""
+    ds = pydicom.dcmread(study_file("MR_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(60)])
+    path = tmp_path / "relabelled.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_missing_decoder_names_the_transfer_syntax_and_packages(tmp_path):
+    if get_decoder(HTJ2KLossless).is_available:
+        pytest.skip("an HTJ2K decoder is installed here")
     with pytest.raises(ImageRejected) as raised:
-        load_study(study_file("JPEG-LL.dcm"))
+        load_study(recompressed(tmp_path, HTJ2KLossless))
     assert raised.value.reason == "dicom_no_decoder"
     message = str(raised.value)
-    assert "JPEG-LL.dcm" in message and syntax.name in message and str(syntax) in message
-    assert "pylibjpeg" in message and "gdcm" in message
+    assert "relabelled.dcm" in message and HTJ2KLossless.name in message and str(HTJ2KLossless) in message
+    assert "pylibjpeg-openjpeg" in message
+
+
+def test_compression_pydicom_cannot_decode_is_named(tmp_path):
+    with pytest.raises(ImageRejected) as raised:
+        load_study(recompressed(tmp_path, MPEG2MPML))
+    assert raised.value.reason == "dicom_unsupported_compression"
+    assert "MPEG2 Main Profile" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "compressed, uncompressed",
+    [
+        ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),  # JPEG-LS lossless (gdcm)
+        ("emri_small_jpeg_ls_lossless.dcm", "emri_small.dcm"),  # JPEG-LS lossless, multi-frame
+        ("MR_small_RLE.dcm", "MR_small.dcm"),  # RLE lossless (pydicom itself)
+        ("MR_small_jp2klossless.dcm", "MR_small.dcm"),  # JPEG 2000 lossless (pillow)
+    ],
+)
+def test_lossless_compressed_studies_equal_their_uncompressed_originals(compressed, uncompressed):
+    np.testing.assert_array_equal(
+        np.asarray(load_study(study_file(compressed)).image),
+        np.asarray(load_study(study_file(uncompressed)).image),
+    )
+
+
+def test_jpeg_lossless_process_14_decodes():
+    path = study_file("bad_sequence.dcm")  # CT, JPEG Lossless SV1: the usual PACS compression
+    ds = pydicom.dcmread(path)
+    assert ds.file_meta.TransferSyntaxUID == JPEGLosslessSV1
+    hounsfield = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    study = load_study(path, window="lung")
+    np.testing.assert_array_equal(grey_of(study), linear_window(hounsfield, -600, 1500))
+
+
+def test_twelve_bit_jpeg_without_capable_decoder_names_syntax_and_fix():
+    path = study_file("JPGExtended.dcm")
+    if get_decoder(JPEGExtended12Bit).missing_dependencies == []:
+        pytest.skip("every 12-bit JPEG decoder is installed here")
+    with pytest.raises(ImageRejected) as raised:
+        load_study(path)
+    assert raised.value.reason == "dicom_pixels_unreadable"
+    message = str(raised.value)
+    assert "JPEG Extended" in message and "12-bit" in message and "JPGExtended.dcm" in message
+    assert "pylibjpeg-libjpeg" in message
 
 
 def test_truncated_pixel_data_is_rejected_with_the_file_name():

@@ -204,7 +204,8 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     except Exception as error:  # any decoder failure: corrupt, truncated or unsupported pixel data
         raise ImageRejected(
             "dicom_pixels_unreadable",
-            f"{name}: cannot decode the pixel data ({_syntax_text(syntax)}): {type(error).__name__}: {error}",
+            f"{name}: cannot decode the pixel data ({_syntax_text(syntax)}): {type(error).__name__}: {error}"
+            + _other_decoders(syntax),
         ) from error
 
     facts = describe_dataset(ds)
@@ -265,6 +266,18 @@ def _require_decoder(syntax, name: str) -> None:
             f"{name}: pixel data is compressed as {_syntax_text(syntax)} and no decoder for it is installed. "
             f"Install one of: {options}",
         )
+
+
+def _other_decoders(syntax) -> str:
+    """A hint naming the decoders not installed here that also read `syntax` (e.g. 12-bit JPEG), or ''."""
+    if not syntax.is_compressed:
+        return ""
+    from pydicom.pixels import get_decoder
+
+    missing = get_decoder(syntax).missing_dependencies
+    return (
+        f". Decoders for this transfer syntax that are not installed: {'; '.join(missing)}" if missing else ""
+    )
 
 
 def _functional_group(ds, index: int, sequence: str):
