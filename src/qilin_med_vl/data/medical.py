@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from qilin_med_vl.data.dicom import decode_dicom, looks_like_dicom, read_dataset
+from qilin_med_vl.data.dicom_series import pick_series_slice
 from qilin_med_vl.data.images import DEFAULT_MAX_PIXELS, ImageRejected, open_image
+from qilin_med_vl.data.nifti import GZIP_MAGIC, gunzip_head, load_nifti, sniff_nifti
 from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_PRESETS, WindowRequest, parse_window
 
 __all__ = ["DEFAULT_MAX_PIXELS", "WINDOW_CHOICES", "WINDOW_PRESETS", "ImageRejected", "Study", "load_study"]
@@ -64,8 +67,6 @@ def load_study(
     """
     choice = parse_window(window)
     facts_from_folder: dict[str, str] = {}
-    from qilin_med_vl.data.dicom import looks_like_dicom
-
     if isinstance(source, bytes | bytearray | memoryview):
         data: Path | bytes = bytes(source)
         label = name or UPLOAD_NAME
@@ -74,16 +75,12 @@ def load_study(
         data = Path(source)
         label = name or str(source)
         if data.is_dir():
-            from qilin_med_vl.data.dicom_series import pick_series_slice
-
             chosen = pick_series_slice(data, slice_index, label)
             facts_from_folder = chosen.facts
             data, label, slice_index = chosen.path, f"{label}/{chosen.path.name}", None
         head = _read_head(data, label)
 
     if looks_like_dicom(head):
-        from qilin_med_vl.data.dicom import decode_dicom, read_dataset
-
         if slice_index is not None:
             raise ImageRejected(
                 "slice_out_of_range",
@@ -93,17 +90,15 @@ def load_study(
         picture = decode_dicom(
             read_dataset(data, label), label, window=choice, frame=frame, max_pixels=max_pixels
         )
-        return _study(picture.pixels, {"format": "DICOM", **picture.facts, **facts_from_folder}, label)
+        return _study(picture.pixels, {"format": "DICOM", **picture.facts, **facts_from_folder})
 
-    from qilin_med_vl.data.nifti import gunzip_head, load_nifti, sniff_nifti
-
-    kind = sniff_nifti(head, gunzip_head(data) if head[:2] == b"\x1f\x8b" else None)
+    kind = sniff_nifti(head, gunzip_head(data) if head[:2] == GZIP_MAGIC else None)
     if kind is not None:
         picture = load_nifti(
             data, label, window=choice, frame=frame, slice_index=slice_index, axis=axis, max_pixels=max_pixels
         )
         return _study(
-            picture.pixels, {"format": "NIfTI-2" if kind.endswith("2") else "NIfTI-1", **picture.facts}, label
+            picture.pixels, {"format": "NIfTI-2" if kind.endswith("2") else "NIfTI-1", **picture.facts}
         )
 
     return _raster(data, label, choice.is_auto, frame, slice_index, max_pixels)
@@ -128,14 +123,14 @@ def _raster(
     max_pixels: int,
 ) -> Study:
     """PNG/JPEG/TIFF/BMP/...: already display pixels, so windows, frames and slices do not apply."""
-    for asked, what in (
-        (not auto_window, "a window"),
-        (frame not in (None, 0), "a frame"),
-        (slice_index not in (None, 0), "a slice"),
+    for asked, reason, what in (
+        (not auto_window, "window_not_applicable", "a window"),
+        (frame not in (None, 0), "frame_out_of_range", "a frame"),
+        (slice_index not in (None, 0), "slice_out_of_range", "a slice"),
     ):
         if asked:
             raise ImageRejected(
-                "window_not_applicable" if what == "a window" else f"{what[2:]}_out_of_range",
+                reason,
                 f"{label}: {what} was asked for, but this is not a DICOM or NIfTI study; "
                 "windows, frames and slices apply to DICOM and NIfTI only",
             )
@@ -153,7 +148,7 @@ def _raster(
     return Study(image=image, description=facts)
 
 
-def _study(pixels: np.ndarray, facts: dict[str, str], label: str) -> Study:
+def _study(pixels: np.ndarray, facts: dict[str, str]) -> Study:
     image = Image.fromarray(pixels).convert("RGB")  # (H, W) grey or (H, W, 3) -> RGB
     facts["size"] = f"{image.width}x{image.height}"
     logger.debug("loaded %s", facts)
