@@ -10,7 +10,7 @@ from PIL import Image
 
 from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.data.medical import WINDOW_PRESETS, load_study
-from qilin_med_vl.data.windows import WINDOW_CHOICES, Window, parse_window, percentile_window
+from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_HELP, Window, parse_window, percentile_window
 from qilin_med_vl.errors import DataError, QilinError
 
 
@@ -116,6 +116,22 @@ def test_window_choices_and_parser():
     for bad in ("lungs", "40", "40,0", (40, -5), ("a", "b"), "40,nan"):
         with pytest.raises(DataError):
             parse_window(bad)
+
+
+def test_window_option_for_a_command_line(tmp_path):
+    import argparse
+
+    from pydicom.data import get_testdata_file
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--window", type=parse_window, default=None, help=WINDOW_HELP)
+    assert all(name in WINDOW_HELP for name in WINDOW_CHOICES)
+    ct = get_testdata_file("693_UNCR.dcm", download=False)
+    for argv, expected in ((["--window", "lung"], "lung"), (["--window=-600,1500"], (-600, 1500))):
+        chosen = parser.parse_args(argv).window
+        np.testing.assert_array_equal(
+            np.asarray(load_study(ct, window=chosen).image), np.asarray(load_study(ct, window=expected).image)
+        )
 
 
 def test_linear_window_matches_the_dicom_definition():

@@ -20,9 +20,18 @@ from qilin_med_vl.data.dicom import decode_dicom, looks_like_dicom, read_dataset
 from qilin_med_vl.data.dicom_series import pick_series_slice
 from qilin_med_vl.data.images import DEFAULT_MAX_PIXELS, ImageRejected, open_image
 from qilin_med_vl.data.nifti import GZIP_MAGIC, gunzip_head, load_nifti, sniff_nifti
-from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_PRESETS, WindowRequest, parse_window
+from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_HELP, WINDOW_PRESETS, WindowRequest, parse_window
 
-__all__ = ["DEFAULT_MAX_PIXELS", "WINDOW_CHOICES", "WINDOW_PRESETS", "ImageRejected", "Study", "load_study"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "WINDOW_CHOICES",
+    "WINDOW_HELP",
+    "WINDOW_PRESETS",
+    "ImageRejected",
+    "Study",
+    "load_study",
+    "parse_window",
+]
 
 logger = logging.getLogger(__name__)
 

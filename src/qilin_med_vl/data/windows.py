@@ -61,7 +61,13 @@ WINDOW_CHOICES: tuple[str, ...] = (*WINDOW_PRESETS, AUTO_WINDOW)
 # Percentiles used when a study carries no window of its own: robust to a few hot or dead pixels.
 AUTO_PERCENTILES = (0.5, 99.5)
 
-WindowRequest = str | tuple[float, float] | None
+# Help text for a `--window` option, the one place that lists what `parse_window` accepts.
+WINDOW_HELP = (
+    f"display window for DICOM and NIfTI: {AUTO_WINDOW} (the study's own window, else its "
+    f"{AUTO_PERCENTILES[0]}-{AUTO_PERCENTILES[1]} percentiles), a CT preset in Hounsfield units "
+    f"({', '.join(f'{name} {w.centre:g},{w.width:g}' for name, w in WINDOW_PRESETS.items())}), "
+    "or centre,width in the study's own units (e.g. -600,1500)"
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ class WindowChoice:
         return self.window is None
 
     def describe(self) -> str:
-        assert self.window is not None
+        if self.window is None:
+            return AUTO_WINDOW
         return (
             f"{self.preset} ({self.window.describe()})"
             if self.preset
@@ -84,8 +91,16 @@ class WindowChoice:
         )
 
 
+WindowRequest = str | tuple[float, float] | WindowChoice | None
+
+
 def parse_window(request: WindowRequest) -> WindowChoice:
-    """Accept None/"auto", a preset name, a (centre, width) pair, or the text "centre,width" (CLI form)."""
+    """Accept None/"auto", a preset name, a (centre, width) pair, or the text "centre,width" (CLI form).
+
+    Also usable as an argparse `type=`: its result is accepted by `load_study(window=...)` as it is.
+    """
+    if isinstance(request, WindowChoice):
+        return request
     if request is None:
         return WindowChoice(None)
     if isinstance(request, str):
