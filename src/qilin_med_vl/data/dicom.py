@@ -2,7 +2,8 @@
 
 Only the attributes in `DESCRIPTION_TAGS` (an allow-list of non-identifying attributes, each checked
 against a strict pattern) ever leave this module as text; patient, staff, institution, date and UID
-attributes are never read into messages, logs or descriptions.
+attributes are never read into messages, logs or descriptions. pydicom (the optional `dicom` extra) is
+imported on first use, so raster-only installs work without it.
 """
 
 from __future__ import annotations
@@ -76,8 +77,14 @@ def looks_like_dicom(head: bytes) -> bool:
 
 def read_dataset(source: Path | bytes, name: str, *, header_only: bool = False):
     """Parse a DICOM file or bytes with pydicom, or raise ImageRejected('dicom_unreadable')."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    try:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+    except ImportError:
+        raise ImageRejected(
+            "dicom_support_missing",
+            f"{name}: DICOM input needs pydicom: pip install 'qilin-med-vl[dicom]'",
+        ) from None
 
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
@@ -170,7 +177,9 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     """Decode one frame of `ds` into display pixels: Modality LUT, VOI LUT or window, photometric rules."""
     if not any(keyword in ds for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageRejected(
-            "dicom_no_image", f"{name}: this DICOM object has no image ({_sop_class_name(ds)})"
+            "dicom_no_image",
+            f"{name}: this DICOM object has no pixel data ({_sop_class_name(ds)}); "
+            "if it should hold an image, the file is truncated or damaged",
         )
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if rows * columns > max_pixels:
@@ -347,10 +356,9 @@ def _study_window(ds, index: int) -> Window | None:
 
 
 def _first(value) -> float | None:
+    """The first of a multi-valued number (Window Center may hold several windows), or the number itself."""
     try:
-        number = float(
-            value[0] if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else value
-        )
+        number = float(value if isinstance(value, str | bytes | int | float) else value[0])
     except (TypeError, ValueError, IndexError):
         return None
     return number if np.isfinite(number) else None

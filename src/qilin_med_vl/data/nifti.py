@@ -83,9 +83,9 @@ def load_nifti(
     max_pixels: int,
 ) -> NiftiPicture:
     """Read a NIfTI volume; return the chosen slice (of the chosen volume, for 4-D data) windowed to uint8."""
+    image = _read_image(source, name)  # first: it says so clearly when nibabel is missing
     import nibabel
 
-    image = _read_image(source, name)
     if image.get_data_dtype().kind not in "iuf":
         raise ImageRejected(
             "nifti_unsupported", f"{name}: NIfTI data type {image.get_data_dtype()} is not a scalar intensity"
@@ -146,7 +146,12 @@ def load_nifti(
 
 def _read_image(source: Path | bytes, name: str):
     """Parse header and voxels into a nibabel image; volumes over MAX_NIFTI_BYTES are refused unread."""
-    import nibabel
+    try:
+        import nibabel
+    except ImportError:
+        raise ImageRejected(
+            "nifti_support_missing", f"{name}: NIfTI input needs nibabel: pip install 'qilin-med-vl[dicom]'"
+        ) from None
 
     if isinstance(source, Path):
         data = source.read_bytes() if source.stat().st_size <= MAX_NIFTI_BYTES else None
