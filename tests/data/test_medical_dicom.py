@@ -369,3 +369,13 @@ def test_corrupt_dicom_is_rejected():
         load_study(corrupt, name="scan.dcm")
     assert raised.value.reason in ("dicom_unreadable", "dicom_no_image")
     assert str(raised.value).startswith("scan.dcm: ")
+
+
+def test_missing_photometric_interpretation_on_one_sample_is_read_as_grey(tmp_path):
+    ds = pydicom.dcmread(study_file("MR_small.dcm"))
+    del ds.PhotometricInterpretation
+    path = tmp_path / "no_photometric.dcm"
+    ds.save_as(path)
+    np.testing.assert_array_equal(
+        np.asarray(load_study(path).image), np.asarray(load_study(study_file("MR_small.dcm")).image)
+    )

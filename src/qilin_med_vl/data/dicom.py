@@ -191,6 +191,8 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     syntax = _transfer_syntax(ds)
     _require_decoder(syntax, name)
     photometric = allowed_text(ds, "PhotometricInterpretation", _CODE) or ""
+    if not photometric and int(ds.get("SamplesPerPixel", 1) or 1) == 1:
+        photometric = "MONOCHROME2"  # the attribute is required; one sample per pixel can only be grey
     if window.window is not None and photometric not in _GREY:
         raise ImageRejected(
             "window_not_applicable",
