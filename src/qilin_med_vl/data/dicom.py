@@ -191,8 +191,10 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     syntax = _transfer_syntax(ds)
     _require_decoder(syntax, name)
     photometric = allowed_text(ds, "PhotometricInterpretation", _CODE) or ""
+    overrides = {}
     if not photometric and int(ds.get("SamplesPerPixel", 1) or 1) == 1:
         photometric = "MONOCHROME2"  # the attribute is required; one sample per pixel can only be grey
+        overrides["photometric_interpretation"] = photometric
     if window.window is not None and photometric not in _GREY:
         raise ImageRejected(
             "window_not_applicable",
@@ -211,7 +213,7 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     from pydicom.pixels import pixel_array
 
     try:
-        raw = pixel_array(ds, index=index if frames > 1 else None)
+        raw = pixel_array(ds, index=index if frames > 1 else None, **overrides)
     except Exception as error:  # any decoder failure: corrupt, truncated or unsupported pixel data
         raise ImageRejected(
             "dicom_pixels_unreadable",
