@@ -178,3 +178,13 @@ def test_truncated_volume_is_refused(tmp_path, ct_nifti):
             load_study(broken)
         assert raised.value.reason == "nifti_unreadable", name
         assert name in str(raised.value)
+
+
+def test_two_d_image_is_shown_whole(tmp_path):
+    plane = make_volume()[:, :, 5]
+    path = tmp_path / "plane.nii"
+    nibabel.save(nibabel.Nifti1Image(plane, np.eye(4)), path)
+    np.testing.assert_array_equal(grey(load_study(path, window=(0, 1000))), shown(by_hand(plane, 0, 1000)))
+    with pytest.raises(ImageRejected) as raised:
+        load_study(path, axis=0)
+    assert raised.value.reason == "axis_out_of_range"
