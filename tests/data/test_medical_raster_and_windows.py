@@ -77,7 +77,7 @@ def test_unusable_input_is_refused_with_a_reason_and_the_name(tmp_path):
     picture().save(truncated, format="PNG")
     with pytest.raises(ImageRejected) as raised:
         load_study(truncated.getvalue()[:200])
-    assert raised.value.reason == "image_unreadable"
+    assert raised.value.reason == "image_truncated"
 
     empty_folder = tmp_path / "folder"
     empty_folder.mkdir()
