@@ -215,6 +215,8 @@ def test_bad_settings_are_named(tmp_path):
         make_translator(TranslatorConfig(backend="openai", concurrency=0, cache_path=str(tmp_path / "t")))
     with pytest.raises(TranslatorConfigError, match="backend"):
         make_translator(TranslatorConfig(backend="deepl"))
+    with pytest.raises(TranslatorConfigError, match=r"concurrency is '8'; it must be int.*use_cmekg is 1"):
+        make_translator(TranslatorConfig(backend="openai", concurrency="8", use_cmekg=1))
 
 
 CHILD = """

@@ -1,7 +1,8 @@
 """Backend `openai`: English→Chinese through any OpenAI-compatible POST {base_url}/chat/completions.
 
-One `translate_batch` call runs its texts concurrently on an asyncio loop the translator owns, with at
-most `concurrency` requests in flight. Per text:
+One `translate_batch` call runs its texts concurrently on an asyncio loop the translator owns, in a
+thread of its own (so the caller may be sync code, a worker thread or a notebook with its own running
+loop), with at most `concurrency` requests in flight. Per text:
 1. the translation memory answers if it can (no request);
 2. otherwise the model is asked; 429, 408, 409, 5xx, timeouts, connection errors and malformed bodies
    are retried with exponential backoff (jittered, `Retry-After` honoured, capped) up to `max_retries`
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,6 +101,10 @@ class OpenAITranslator:
         )
         self._jitter = random.Random()
         self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="translator-loop", daemon=True
+        )
+        self._loop_thread.start()
         self._client: httpx.AsyncClient | None = None
         self._closed = False
 
@@ -116,23 +122,38 @@ class OpenAITranslator:
                 failure = self._memory.failure(self.model, self.prompt_version, source)
                 pending.append((source, failure if failure is not None and failure.attempts == 1 else None))
         if pending:
-            results.update(self._loop.run_until_complete(self._translate_all(pending)))
+            results.update(self._run(self._translate_all(pending)))
         return [results[text] for text in texts]
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        # requests left running by an interrupted batch: cancel them; what they would record is not paid yet
-        leftovers = asyncio.all_tasks(self._loop)
+        try:
+            self._run(self._shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join()
+            self._loop.close()
+            self._memory.close()
+
+    def _run(self, coroutine):
+        """Run `coroutine` on the translator's loop and wait for it; an interrupt here cancels it."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    async def _shutdown(self) -> None:
+        # requests left running by an interrupted batch: cancel them (their answers were never received)
+        leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in leftovers:
             task.cancel()
-        if leftovers:
-            self._loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        await asyncio.gather(*leftovers, return_exceptions=True)
         if self._client is not None:
-            self._loop.run_until_complete(self._client.aclose())
-        self._loop.close()
-        self._memory.close()
+            await self._client.aclose()
 
     # --- memory --------------------------------------------------------------------------------------
     def _known(self, source: str) -> Translation | None:

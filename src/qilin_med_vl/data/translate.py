@@ -10,6 +10,8 @@ optional glossary (glossary.py). docs/translation.md is the user's guide.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -75,9 +77,30 @@ class TranslatorConfigError(QilinError):
     """A translator setting is out of range or names something that does not exist."""
 
 
-def validate_config(config: TranslatorConfig) -> None:
-    """Raise TranslatorConfigError naming the first bad setting and what it must be."""
+def _type_problems(config: TranslatorConfig) -> list[str]:
+    """Settings whose value is not of the field's type (YAML gives "8" for a quoted 8, true for yes)."""
     problems = []
+    hints = typing.get_type_hints(TranslatorConfig)
+    for setting in dataclasses.fields(config):
+        value = getattr(config, setting.name)
+        allowed = tuple(typing.get_args(hints[setting.name]) or (hints[setting.name],))
+        if value is None and type(None) in allowed:
+            continue
+        if isinstance(value, bool):
+            ok = bool in allowed
+        else:
+            ok = isinstance(value, allowed) or (float in allowed and isinstance(value, int))
+        if not ok:
+            names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+            problems.append(f"{setting.name} is {value!r}; it must be {names}")
+    return problems
+
+
+def validate_config(config: TranslatorConfig) -> None:
+    """Raise TranslatorConfigError naming the bad settings and what they must be."""
+    problems = _type_problems(config)
+    if problems:
+        raise TranslatorConfigError("translator settings: " + "; ".join(problems))
     if config.backend not in BACKENDS:
         problems.append(f"backend is {config.backend!r}; choose one of {', '.join(BACKENDS)}")
     if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):

@@ -70,14 +70,16 @@ class ImportCounts:
 
 
 class TranslationMemory:
-    """One SQLite file; use from one thread (the translator's), or as a context manager in a CLI."""
+    """One SQLite file, one connection: use it from one thread at a time."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # autocommit: each write is its own transaction, durable as soon as the call returns
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+            # check_same_thread off: the translator reads from the caller's thread and writes from its
+            # loop thread, never both at once
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
