@@ -6,8 +6,8 @@ loop), with at most `concurrency` requests in flight. Per text:
 1. the translation memory answers if it can (no request);
 2. otherwise the model is asked; 429, 408, 409, 5xx, timeouts, connection errors and malformed bodies
    are retried with exponential backoff (jittered, `Retry-After` honoured, capped) up to `max_retries`
-   times, then the text is dropped as `request_failed` (not remembered: a later run asks again);
-   400/413/422 drop the text as `request_rejected`; 401, 403, 404 and other statuses stop the run
+   times, then the text is dropped as `translation_request_failed` (not remembered: a later run asks again);
+   400/413/422 drop the text as `translation_request_rejected`; 401, 403, 404 and other statuses stop the run
    with an error, since they mean the endpoint, key or model is wrong;
 3. the answer goes through the quality checks; a failure is remembered (attempt 1) and the model is
    asked once more with the reason; a second failure is remembered (attempt 2) and drops the text with

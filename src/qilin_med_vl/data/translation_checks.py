@@ -1,20 +1,20 @@
 """Quality checks on one English→Chinese translation; the first failed check gives the drop reason.
 
 Checks, in order (each a reason code of translation_reasons.py):
-- `empty_output`: nothing but whitespace came back.
-- `not_chinese`: Chinese share = CJK characters / (CJK characters + letters of English-looking words)
-  is below `min_chinese_share`. English-looking words are lower-case or Capitalised Latin words of two
-  letters or more that are not unit symbols; abbreviations (CT, MRI, T2WI, HbA1c) and panel labels
-  (A, B) stay out of the count, since Chinese medical writing keeps them in Latin letters.
-- `number_missing`: every distinct number of the source (NFKC-normalised, "1,200" read as 1200) must
-  appear in the answer as a number.
-- `unit_missing`: every number the source writes with a unit ("10 mg", "5 mg/kg", "37 °C") must be
-  followed in the answer by that unit, as the same symbol (any case) or a Chinese name of it (毫克).
-- `length_ratio_low` / `length_ratio_high`: answer characters / source characters (spaces left out)
+- `translation_empty`: nothing but whitespace came back.
+- `translation_not_chinese`: the Chinese share, CJK characters / (CJK characters + letters of
+  English-looking words), is below `min_chinese_share`. English-looking words are lower-case or
+  Capitalised Latin words of two letters or more that are not unit symbols; abbreviations (CT, MRI,
+  T2WI, HbA1c) and panel labels (A, B) stay out of the count, since Chinese medical writing keeps them.
+- `translation_number_missing`: every distinct number of the source (NFKC-normalised, "1,200" read as
+  1200) must appear in the answer as a number.
+- `translation_unit_missing`: every number the source writes with a unit ("10 mg", "5 mg/kg", "37 °C")
+  must be followed in the answer by that unit, as the same symbol (any case) or a Chinese name (毫克).
+- `translation_length_ratio_low` / `_high`: answer characters / source characters (spaces left out)
   outside [min_length_ratio, max_length_ratio]; only for sources of `length_check_min_chars` or more,
   since short captions ("CT", "Fig. 2") have no stable ratio.
-- `glossary_term_missing`: every glossary term of the source must appear in the answer as one of the
-  glossary's Chinese renderings.
+- `translation_glossary_term_missing`: every glossary term of the source must appear in the answer as
+  one of the glossary's Chinese renderings.
 """
 
 from __future__ import annotations

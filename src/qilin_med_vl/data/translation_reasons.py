@@ -1,5 +1,8 @@
 """Reason codes for texts the translator drops: short stable strings the manifest counts records under.
 
+All start with `translation_`, so a manifest tells them apart from the builder's filter reasons at a
+glance; `translation_empty` means what the builder's code of the same name means (an empty translation).
+
 Each code has one sentence explaining it; the sentence is what the retry prompt tells the model and what
 docs/translation.md lists. Codes never change meaning: add new ones instead.
 """
@@ -7,18 +10,18 @@ docs/translation.md lists. Codes never change meaning: add new ones instead.
 from __future__ import annotations
 
 # quality checks on an answer (translation_checks.py); a failed check is retried once with the reason
-NOT_CHINESE = "not_chinese"
-NUMBER_MISSING = "number_missing"
-UNIT_MISSING = "unit_missing"
-LENGTH_RATIO_LOW = "length_ratio_low"
-LENGTH_RATIO_HIGH = "length_ratio_high"
-GLOSSARY_TERM_MISSING = "glossary_term_missing"
-EMPTY_OUTPUT = "empty_output"
-OUTPUT_TRUNCATED = "output_truncated"
+NOT_CHINESE = "translation_not_chinese"
+NUMBER_MISSING = "translation_number_missing"
+UNIT_MISSING = "translation_unit_missing"
+LENGTH_RATIO_LOW = "translation_length_ratio_low"
+LENGTH_RATIO_HIGH = "translation_length_ratio_high"
+GLOSSARY_TERM_MISSING = "translation_glossary_term_missing"
+EMPTY_OUTPUT = "translation_empty"
+OUTPUT_TRUNCATED = "translation_truncated"
 
 # the service never gave a usable answer (openai_translator.py); not retried with a reason
-REQUEST_FAILED = "request_failed"
-REQUEST_REJECTED = "request_rejected"
+REQUEST_FAILED = "translation_request_failed"
+REQUEST_REJECTED = "translation_request_rejected"
 
 REASON_DESCRIPTIONS: dict[str, str] = {
     NOT_CHINESE: "the answer is not mostly Chinese: too much of it is left in English",
