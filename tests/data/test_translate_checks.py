@@ -55,6 +55,9 @@ def test_english_answer_fails_as_not_chinese_but_abbreviations_are_allowed():
     assert failure is not None and failure.reason == reasons.NOT_CHINESE
     # CT, MRI, T2WI and panel labels are how Chinese medical writing spells them: still Chinese
     assert chinese_share("(A) 增强CT显示肝脏病变；(B) MRI的T2WI序列呈高信号") == 1.0
+    # a source that is only a quantity or labels may come back unchanged
+    assert check_translation("3 cm", "3 cm", DEFAULTS) is None
+    assert chinese_share("(A) CT") == 1.0
     half = "患者的 pneumothorax 被发现"
     assert 0.0 < chinese_share(half) < 0.5
 

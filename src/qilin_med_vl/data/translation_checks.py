@@ -149,7 +149,10 @@ def quantities_in(text: str) -> list[tuple[str, str]]:
 
 
 def chinese_share(text: str) -> float:
-    """CJK characters / (CJK characters + letters of English-looking words); 0 for text with neither."""
+    """CJK characters / (CJK characters + letters of English-looking words).
+
+    1.0 for a text with neither ("3 cm", "(A) CT"): nothing in it is left in English.
+    """
     text = normalize_text(text)
     cjk = len(_CJK_RE.findall(text))
     english_letters = sum(
@@ -158,7 +161,7 @@ def chinese_share(text: str) -> float:
         if _ENGLISH_LOOKING_RE.fullmatch(word) and word.lower() not in _UNIT_SYMBOLS_LOWER
     )
     total = cjk + english_letters
-    return cjk / total if total else 0.0
+    return cjk / total if total else 1.0
 
 
 def _unit_pattern(unit: str) -> str:
