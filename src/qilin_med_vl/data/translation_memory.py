@@ -121,17 +121,6 @@ class TranslationMemory:
         ).fetchone()
         return None if row is None else RecordedFailure(*row)
 
-    def count(self, model: str, prompt_version: str) -> tuple[int, int]:
-        """(translations, failures) stored under one key."""
-        key = (model, prompt_version)
-        done = self._db.execute(
-            "SELECT COUNT(*) FROM translations WHERE model=? AND prompt_version=?", key
-        ).fetchone()[0]
-        failed = self._db.execute(
-            "SELECT COUNT(*) FROM failures WHERE model=? AND prompt_version=?", key
-        ).fetchone()[0]
-        return done, failed
-
     def keys(self) -> list[tuple[str, str, int]]:
         """(model, prompt version, number of translations) for every key in the memory."""
         return self._db.execute(

@@ -35,17 +35,3 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     REQUEST_FAILED: "the service kept failing (429, 5xx, timeouts, connection errors) after every retry",
     REQUEST_REJECTED: "the service refused this text (HTTP 400, 413 or 422), so it cannot be translated",
 }
-
-# reasons a second attempt (with the reason in the prompt) may fix
-RETRYABLE_CHECK_REASONS = frozenset(
-    {
-        NOT_CHINESE,
-        NUMBER_MISSING,
-        UNIT_MISSING,
-        LENGTH_RATIO_LOW,
-        LENGTH_RATIO_HIGH,
-        GLOSSARY_TERM_MISSING,
-        EMPTY_OUTPUT,
-        OUTPUT_TRUNCATED,
-    }
-)
