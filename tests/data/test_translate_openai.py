@@ -310,3 +310,23 @@ def test_imported_pairs_are_served_without_a_request(tmp_path, api_key):
         assert results[0].text == "我们自己的译文：胸部CT显示右肺上叶3 cm结节。"
         assert server.requests_per_source() == {TEXTS[1]: 1}
         assert stats.memory_hits == 1
+
+
+def test_backoff_doubles_is_jittered_honours_retry_after_and_is_capped(tmp_path, api_key):
+    config = TranslatorConfig(
+        backend="openai",
+        api_key_env=KEY_ENV,
+        cache_path=str(tmp_path / "tm.sqlite"),
+        retry_backoff_s=1.0,
+        retry_backoff_max_s=20.0,
+    )
+    translator = make_translator(config)
+    try:
+        for attempt, (low, high) in enumerate([(0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 8.0)]):
+            delays = [translator._backoff_seconds(attempt, None) for _ in range(50)]
+            assert low <= min(delays) and max(delays) <= high and len(set(delays)) > 1
+        assert translator._backoff_seconds(0, 7.0) == 7.0  # the server's Retry-After wins when longer
+        assert translator._backoff_seconds(10, None) == 20.0  # capped
+        assert translator._backoff_seconds(0, 300.0) == 20.0
+    finally:
+        translator.close()
