@@ -362,9 +362,18 @@ def test_translator_section_passes_through_to_translator_config():
         },
     }
     config = parse_build_config(data, "inline")
-    assert config.translator_config() == TranslatorConfig(
-        backend="openai", base_url="http://127.0.0.1:9/v1", model="m", api_key_env="K"
+    out = Path("build-out")
+    assert config.translator_config(out) == TranslatorConfig(
+        backend="openai",
+        base_url="http://127.0.0.1:9/v1",
+        model="m",
+        api_key_env="K",
+        cache_path=str(out / "translation_memory.sqlite"),  # the memory lives beside the output by default
     )
+    chosen = parse_build_config(
+        {**data, "translator": {**data["translator"], "cache_path": "/tm.sqlite"}}, "x"
+    )
+    assert chosen.translator_config(out).cache_path == "/tm.sqlite"
     with pytest.raises(Exception, match="unknown key"):
         parse_build_config({**data, "translator": {"no_such_setting": 1}}, "inline")
 
@@ -389,4 +398,4 @@ def test_shipped_config_holds_the_documented_defaults():
     config = load_build_config(Path(__file__).parents[2] / "configs/data/chimed_vl.yaml")
     assert config.filters == TextFilterSettings() and config.images == ImageSettings()
     assert set(config.sources) == {"pmc_oa", "pmc_case_report", "pmc_vqa"}
-    assert config.vqa_format == "open" and config.translator_config() == TranslatorConfig(backend="none")
+    assert config.vqa_format == "open" and config.translator_config(Path("o")).backend == "none"

@@ -292,7 +292,7 @@ class Builder:
             path: path.with_name(path.name + ".partial") for path in [*stage_paths.values(), dropped_path]
         }
         handles = {path: open(partial[path], "w", encoding="utf-8", newline="\n") for path in partial}
-        translator = self.translator or make_translator(self.config.translator_config())
+        translator = self.translator or make_translator(self.config.translator_config(self.out))
         executor = (
             ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             if self.workers > 1

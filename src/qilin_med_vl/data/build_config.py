@@ -19,6 +19,7 @@ from qilin_med_vl.data.templates import DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS, VQ
 from qilin_med_vl.data.translate import TranslatorConfig
 from qilin_med_vl.errors import DataError
 
+TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # default place of the cache, inside the output folder
 DEFAULT_BATCH_SIZE = 64  # texts are translated and records written this many rows at a time
 TOP_LEVEL_KEYS = ("out", "seed", "batch_size", "sources", "filters", "images", "templates", "translator")
 
@@ -41,8 +42,9 @@ class BuildConfig:
     case_report_alignment_fields: tuple[str, ...] = DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS
     translator: dict[str, Any] = field(default_factory=dict)
 
-    def translator_config(self) -> TranslatorConfig:
-        return TranslatorConfig(**self.translator)
+    def translator_config(self, out: Path) -> TranslatorConfig:
+        """The translator settings; the translation memory lives in the output folder unless set."""
+        return TranslatorConfig(**{"cache_path": str(out / TRANSLATION_MEMORY_FILE), **self.translator})
 
     def to_json(self) -> dict:
         """The settings that decide the output, as recorded in manifest.json (not batch size or paths out)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qilin_med_vl.data.translation_reasons import EMPTY_OUTPUT
+
 # Training stages, in curriculum order; each has its own JSONL shard files.
 ALIGNMENT = "alignment"
 INSTRUCTION = "instruction"
@@ -39,7 +41,7 @@ IMAGE_UNREADABLE = "image_unreadable"
 IMAGE_TRUNCATED = "image_truncated"
 IMAGE_TOO_SMALL = "image_too_small"
 IMAGE_TOO_LARGE = "image_too_large"
-TRANSLATION_EMPTY = "translation_empty"  # the translator returned an empty text for a non-empty one
+TRANSLATION_EMPTY = EMPTY_OUTPUT  # the translator returned an empty text for a non-empty one
 TRANSLATION_FAILED = "translation_failed"  # the translator refused a text without giving a reason
 
 

@@ -2,14 +2,27 @@
 
 `make_translator(config)` returns a `Translator`; `translate_batch` returns one `Translation` per input
 text, in order. A translation that fails its quality checks has `text=None` and a `reason` code that the
-builder records in the manifest. Backend `none` keeps the source text (offline builds).
+builder records in the manifest (codes: translation_reasons.py). Backend `none` keeps the source text
+(offline builds); backend `openai` talks to any OpenAI-compatible chat endpoint (openai_translator.py)
+through a translation memory (translation_memory.py), quality checks (translation_checks.py) and an
+optional glossary (glossary.py). docs/translation.md is the user's guide.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from qilin_med_vl.data.translation_prompt import PROMPT_VERSION
+from qilin_med_vl.errors import QilinError
+
+BACKENDS = ("none", "openai")
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-3.5-turbo"  # the paper translated with GPT-3.5
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -22,9 +35,26 @@ class Translation:
 @dataclass
 class TranslatorConfig:
     backend: str = "none"  # "none" | "openai"
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
+    base_url: str | None = None  # None: DEFAULT_BASE_URL
+    model: str | None = None  # None: DEFAULT_MODEL
+    api_key_env: str | None = None  # name of the variable holding the key; None: DEFAULT_API_KEY_ENV
+    # translation memory (SQLite); None: $XDG_CACHE_HOME/qilin-med-vl/translation_memory.sqlite
+    cache_path: str | None = None
+    prompt_version: str = PROMPT_VERSION  # part of the memory key; bump it when the prompt changes
+    concurrency: int = 8  # requests in flight at most
+    timeout_s: float = 60.0  # per request
+    max_retries: int = 5  # repeats of a request after 429/5xx/timeout/connection error
+    retry_backoff_s: float = 1.0  # first backoff; doubles per retry, jittered
+    retry_backoff_max_s: float = 60.0
+    temperature: float = 0.0
+    max_tokens: int | None = None  # None: the endpoint's default
+    glossary_csv: str | None = None  # user glossary, header english,chinese
+    use_cmekg: bool = False  # add CMeKG's English→Chinese term pairs (needs the pycmekg package)
+    retry_failed: bool = False  # ask again for texts the memory records as dropped
+    min_chinese_share: float = 0.5  # quality checks: see translation_checks.py
+    min_length_ratio: float = 0.1
+    max_length_ratio: float = 1.2
+    length_check_min_chars: int = 30
 
 
 class Translator(Protocol):
@@ -43,7 +73,74 @@ class KeepSourceTranslator:
         pass
 
 
+class TranslatorConfigError(QilinError):
+    """A translator setting is out of range or names something that does not exist."""
+
+
+def _type_problems(config: TranslatorConfig) -> list[str]:
+    """Settings whose value is not of the field's type (YAML gives "8" for a quoted 8, true for yes)."""
+    problems = []
+    hints = typing.get_type_hints(TranslatorConfig)
+    for setting in dataclasses.fields(config):
+        value = getattr(config, setting.name)
+        allowed = tuple(typing.get_args(hints[setting.name]) or (hints[setting.name],))
+        if value is None and type(None) in allowed:
+            continue
+        if isinstance(value, bool):
+            ok = bool in allowed
+        else:
+            ok = isinstance(value, allowed) or (float in allowed and isinstance(value, int))
+        if not ok:
+            names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+            problems.append(f"{setting.name} is {value!r}; it must be {names}")
+    return problems
+
+
+def validate_config(config: TranslatorConfig) -> None:
+    """Raise TranslatorConfigError naming the bad settings and what they must be."""
+    problems = _type_problems(config)
+    if problems:
+        raise TranslatorConfigError("translator settings: " + "; ".join(problems))
+    if config.backend not in BACKENDS:
+        problems.append(f"backend is {config.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):
+        problems.append(f"base_url {config.base_url!r} must start with http:// or https://")
+    if config.concurrency < 1:
+        problems.append(f"concurrency is {config.concurrency}; it must be 1 or more")
+    if config.max_retries < 0:
+        problems.append(f"max_retries is {config.max_retries}; it must be 0 or more")
+    if config.timeout_s <= 0 or config.retry_backoff_s < 0 or config.retry_backoff_max_s < 0:
+        problems.append("timeout_s must be > 0, retry_backoff_s and retry_backoff_max_s >= 0")
+    if not 0.0 <= config.min_chinese_share <= 1.0:
+        problems.append(f"min_chinese_share is {config.min_chinese_share}; it must lie in [0, 1]")
+    if not 0.0 <= config.min_length_ratio < config.max_length_ratio:
+        problems.append(
+            f"length ratio bounds [{config.min_length_ratio}, {config.max_length_ratio}] must satisfy "
+            "0 <= min_length_ratio < max_length_ratio"
+        )
+    if not config.prompt_version:
+        problems.append("prompt_version must not be empty")
+    if problems:
+        raise TranslatorConfigError("translator settings: " + "; ".join(problems))
+
+
 def make_translator(config: TranslatorConfig) -> Translator:
+    validate_config(config)
     if config.backend == "none":
         return KeepSourceTranslator()
-    raise NotImplementedError(f"translator backend {config.backend!r} is not built yet")
+    # the openai backend's modules need httpx (the `data` extra): import them only when asked for
+    from qilin_med_vl.data.glossary import Glossary, load_cmekg_glossary, load_glossary_csv
+    from qilin_med_vl.data.openai_translator import OpenAITranslator
+    from qilin_med_vl.data.translation_memory import TranslationMemory, default_memory_path
+
+    glossary: Glossary | None = None
+    if config.use_cmekg or config.glossary_csv:
+        glossary = load_cmekg_glossary() if config.use_cmekg else Glossary()
+        if config.glossary_csv:
+            glossary.update(load_glossary_csv(config.glossary_csv))
+    memory = TranslationMemory(config.cache_path or default_memory_path())
+    try:
+        return OpenAITranslator(config, memory, glossary)
+    except BaseException:
+        memory.close()
+        raise
