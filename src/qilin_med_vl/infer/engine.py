@@ -411,22 +411,21 @@ class Engine:
         length = max(int(row.input_ids.shape[0]) for row in rows)
         input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)  # (B, T)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)  # (B, T)
-        features = []
         for index, row in enumerate(rows):
             size = int(row.input_ids.shape[0])
             input_ids[index, length - size :] = row.input_ids
             attention_mask[index, length - size :] = 1
             image_tokens = int((row.input_ids == self.image_token_id).sum())
-            if row.pixel_values is not None:
-                row_features = self.image_features(row.pixel_values)
-                found = sum(int(f.shape[0]) for f in row_features)
-                if found != image_tokens:
-                    raise RequestError(
-                        f"the prompt has {image_tokens} image tokens but its images give {found}"
-                    )
-                features.extend(row_features)
-            elif image_tokens:
+            images = 0 if row.pixel_values is None else int(row.pixel_values.shape[0])
+            if image_tokens and not images:
                 raise RequestError("the text contains the image placeholder token but no image was given")
+        pixel_values = [row.pixel_values for row in rows if row.pixel_values is not None]
+        # all pictures of the batch in one vision call, in row order (images, tokens, hidden) -> list
+        features = self.image_features(torch.cat(pixel_values)) if pixel_values else []
+        found = sum(int(feature.shape[0]) for feature in features)
+        expected = int((input_ids == self.image_token_id).sum())
+        if found != expected:
+            raise RequestError(f"the prompts hold {expected} image tokens but their images give {found}")
         input_ids = input_ids.to(self.device)
         attention_mask = attention_mask.to(self.device)
         with torch.inference_mode():

@@ -205,8 +205,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_request(body: bytes) -> schema.ChatCompletionRequest:
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, f"request body is not valid JSON ({error})", code="invalid_json") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ApiError(
+            400,
+            f"request body is not valid JSON ({type(error).__name__}: {error})"[:300],
+            code="invalid_json",
+        ) from None
     if not isinstance(payload, dict):
         raise ApiError(400, "request body must be a JSON object", code="invalid_json")
     try:
