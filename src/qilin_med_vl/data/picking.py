@@ -1,0 +1,17 @@
+"""Choosing one frame or slice of a multi-frame image, volume or series: the middle one unless told."""
+
+from __future__ import annotations
+
+from qilin_med_vl.data.images import ImageRejected
+
+
+def pick_index(requested: int | None, count: int, name: str, what: str) -> int:
+    """The 0-based index to show: `requested`, or the middle of `count` (the most representative default)."""
+    if requested is None:
+        return count // 2
+    if not 0 <= requested < count:
+        raise ImageRejected(
+            f"{what}_out_of_range",
+            f"{name}: {what} {requested} is out of range; this study has {count} ({what}s 0-{count - 1})",
+        )
+    return requested
