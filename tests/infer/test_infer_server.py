@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 import uvicorn
-from infer_helpers import draw_picture, free_port, user_message
+from infer_helpers import draw_picture, free_port, leaked, named_study, user_message
 from PIL import Image
 
 from qilin_med_vl.infer.engine import SamplingSettings
@@ -341,4 +341,54 @@ def test_thirty_two_concurrent_clients_are_batched(server, client):
 def test_logs_hold_no_prompt_text(server, client):
     marker = "独特的问题标记XYZ"
     client.chat.completions.create(model=MODEL, messages=ask(marker, draw_picture(1)), max_tokens=4)
-    assert not [line for line in server[2].lines if marker in line]
+    lines = server[2].lines
+    assert any("POST /v1/chat/completions" in line for line in lines)  # access and request logs are captured
+    assert any("prompt tokens" in line for line in lines)
+    assert not [line for line in lines if marker in line]
+
+
+def dicom_url(data: bytes) -> str:
+    return "data:application/dicom;base64," + base64.b64encode(data).decode()
+
+
+def test_dicom_through_the_api_never_leaks_the_patient(server, client, engine):
+    from qilin_med_vl.data.medical import load_study
+
+    study = named_study()
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                image_part(dicom_url(study), window="lung"),
+                {"type": "text", "text": "肺部有异常吗？"},
+            ],
+        }
+    ]
+    plain = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=10, temperature=0)
+    expected = engine.generate(
+        [user_message("肺部有异常吗？", load_study(study, window="lung").image)],
+        SamplingSettings(max_new_tokens=10),
+    )
+    assert plain.choices[0].message.content == expected.text  # the lung window reached the model
+    bodies = [plain.model_dump_json()]
+    stream = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=10, temperature=0, stream=True
+    )
+    bodies += [chunk.model_dump_json() for chunk in stream]
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    refused = [
+        image_part(dicom_url(study), frame=9),  # a frame the study does not have
+        image_part(dicom_url(study), window="nonsense"),
+        image_part(dicom_url(study[: len(study) // 2])),  # truncated pixel data
+    ]
+    for part in refused:
+        body = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": [part, {"type": "text", "text": "?"}]}],
+        }
+        response = httpx.post(f"{server[0]}/v1/chat/completions", json=body, headers=headers, timeout=60)
+        assert response.status_code == 400, response.text
+        bodies.append(response.text)
+    assert [leaked(body) for body in bodies] == [[] for _ in bodies]
+    assert leaked("\n".join(server[2].lines)) == []

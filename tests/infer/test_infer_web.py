@@ -1,6 +1,7 @@
 """The web page end to end in headless Chromium (Debian's /usr/bin/chromium driven by playwright):
 the notice is visible, an uploaded picture shows, a question in Chinese gets an answer, a second
-turn follows, and the picture is encoded once. A screenshot is saved (also to $QILIN_SCREENSHOT_DIR)."""
+turn follows, the picture is encoded once; then a DICOM study with the lung window starts a new chat
+and nothing identifying shows on the page. A screenshot is saved (also to $QILIN_SCREENSHOT_DIR)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from infer_helpers import VisionCalls, free_port
+from infer_helpers import VisionCalls, free_port, leaked, named_study
 
 from qilin_med_vl.infer.engine import Engine, SamplingSettings
 
@@ -72,13 +73,32 @@ def test_upload_ask_and_follow_up_in_headless_chromium(page_url, png_path, tmp_p
                 expect(answers).to_have_count(turn)
                 expect(answers.nth(turn - 1)).not_to_have_text("")
             assert counter.calls == 1  # two turns, one encoding of the picture
-
             screenshot = tmp_path / "qilin-web.png"
             page.screenshot(path=str(screenshot), full_page=True)
+
+            # a DICOM study with the lung window: a new picture starts a new conversation
+            study = tmp_path / "named_ct.dcm"
+            study.write_bytes(named_study())
+            page.locator("#window input").click()
+            page.get_by_role("option", name="lung").click()
+            page.locator("#upload .icon-button-wrapper button").click()  # the upload's clear button
+            page.locator("#upload input[type=file]").set_input_files(str(study))
+            expect(page.locator("#facts")).to_contain_text("DICOM")
+            expect(page.locator("#facts")).to_contain_text("lung")
+            expect(answers).to_have_count(0)
+            page.locator("#question textarea").fill("肺部有异常吗？")
+            page.locator("#send").click()
+            expect(answers).to_have_count(1)
+            expect(answers.nth(0)).not_to_have_text("")
+            assert counter.calls == 2
+            assert leaked(page.locator("body").inner_text()) == []
+            dicom_screenshot = tmp_path / "qilin-web-dicom.png"
+            page.screenshot(path=str(dicom_screenshot), full_page=True)
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("QILIN_SCREENSHOT_DIR"):
         target = Path(os.environ["QILIN_SCREENSHOT_DIR"])
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(screenshot, target / screenshot.name)
+        for path in (screenshot, dicom_screenshot):
+            shutil.copy(path, target / path.name)

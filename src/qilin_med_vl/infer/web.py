@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.errors import QilinError
 from qilin_med_vl.infer.conversation import Conversation
 from qilin_med_vl.infer.engine import Engine, SamplingSettings
@@ -21,6 +22,8 @@ DISCLAIMER = (
     "The model's answers may be wrong; a qualified clinician must decide."
 )
 QUESTION_HINT = "用中文提问，例如：这张图像显示了什么？"
+WINDOW_NOT_APPLICABLE = "window_not_applicable"  # the loader's reason when a window meets a PNG/JPEG
+RASTER_WINDOW_NOTE = "窗宽窗位仅用于 DICOM/NIfTI · the window applies to DICOM/NIfTI only"
 NO_IMAGE_NOTE = "尚未上传影像 · No image yet (text-only chat)"
 
 
@@ -33,14 +36,21 @@ def build_page(engine: Engine, settings: SamplingSettings, max_pixels: int) -> g
     """The page as a Gradio Blocks app (launch it, or mount it in another app)."""
 
     def load(file_path, window):
-        """A new picture starts a new conversation."""
+        """A new picture starts a new conversation; the window applies to DICOM/NIfTI only."""
         if not file_path:
             return Conversation(), None, NO_IMAGE_NOTE, []
+        note = ""
         try:
-            study = load_image_source(file_path, StudyOptions(window=window), max_pixels)
+            try:
+                study = load_image_source(file_path, StudyOptions(window=window), max_pixels)
+            except ImageRejected as error:
+                if error.reason != WINDOW_NOT_APPLICABLE:
+                    raise
+                study = load_image_source(file_path, StudyOptions(), max_pixels)
+                note = f" ({RASTER_WINDOW_NOTE})"
         except QilinError as error:
             raise gr.Error(f"无法读取影像 Cannot read the image: {error}") from None
-        return Conversation(image=study.image), study.image, describe(study), []
+        return Conversation(image=study.image), study.image, describe(study) + note, []
 
     def ask(question, conversation: Conversation, history):
         question = (question or "").strip()
