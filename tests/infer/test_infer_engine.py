@@ -143,5 +143,7 @@ def test_requests_the_engine_refuses(engine):
         engine.generate(
             [{"role": "assistant", "content": [{"type": "image", "image": image}]}, user_message("?")]
         )
+    with pytest.raises(RequestError, match="image placeholder"):
+        engine.generate([user_message("<image> 这是什么？", image)])
     with pytest.raises(RequestError, match="temperature"):
         SamplingSettings(temperature=-1)

@@ -271,6 +271,12 @@ HOSTILE = [
         400,
         "invalid_value",
     ),
+    (
+        "image placeholder in text",
+        {"model": MODEL, "messages": ask("<image><image>看")},
+        400,
+        "invalid_request",
+    ),
     ("oversized body", b'{"model": "' + b"x" * (MAX_REQUEST_BYTES + 10) + b'"}', 413, "request_too_large"),
 ]
 

@@ -119,7 +119,9 @@ class _ImageFeatureCache:
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._entries: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one generate call at a time
+        # the fast tokenizer's padding/truncation state is set on every call: not safe to share across threads
+        self._prepare_lock = threading.Lock()
 
     @staticmethod
     def key(pixels: torch.Tensor) -> str:
@@ -214,7 +216,9 @@ class Engine:
             self.pad_token_id = self.eos_token_id
         self.context_length = int(model.config.get_text_config().max_position_embeddings)
         self._features = _ImageFeatureCache(image_cache_size)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one generate call at a time
+        # the fast tokenizer's padding/truncation state is set on every call: not safe to share across threads
+        self._prepare_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype="auto", device: str | None = None, **kwargs) -> Engine:
@@ -325,6 +329,22 @@ class Engine:
             template_messages.append({"role": message["role"], "content": parts})
         if not template_messages or template_messages[-1]["role"] != "user":
             raise RequestError("the last message must come from the user")
+        placeholder = self.processor.image_token
+        for number, message in enumerate(template_messages):
+            content = message["content"]
+            texts = (
+                [content] if isinstance(content, str) else [p["text"] for p in content if p["type"] == "text"]
+            )
+            if any(placeholder in text for text in texts):
+                # the processor would expand it into image tokens with no picture behind them
+                raise RequestError(
+                    f"message {number}: text may not contain the image placeholder {placeholder!r}; "
+                    "send pictures as image parts"
+                )
+        with self._prepare_lock:
+            return self._encode(template_messages, images)
+
+    def _encode(self, template_messages: list[dict], images: list[Image.Image]) -> PreparedPrompt:
         prompt = self.processor.apply_chat_template(
             template_messages, add_generation_prompt=True, tokenize=False
         )
