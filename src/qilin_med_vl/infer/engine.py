@@ -119,9 +119,7 @@ class _ImageFeatureCache:
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._entries: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()  # one generate call at a time
-        # the fast tokenizer's padding/truncation state is set on every call: not safe to share across threads
-        self._prepare_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(pixels: torch.Tensor) -> str:
@@ -217,8 +215,9 @@ class Engine:
         self.context_length = int(model.config.get_text_config().max_position_embeddings)
         self._features = _ImageFeatureCache(image_cache_size)
         self._lock = threading.Lock()  # one generate call at a time
-        # the fast tokenizer's padding/truncation state is set on every call: not safe to share across threads
-        self._prepare_lock = threading.Lock()
+        # a fast tokenizer resets its padding/truncation state on every encode call, which fails when
+        # another thread is using it at the same moment: encoding and decoding take turns
+        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype="auto", device: str | None = None, **kwargs) -> Engine:
@@ -300,7 +299,8 @@ class Engine:
 
     def visible_text(self, token_ids: Sequence[int]) -> str:
         """The answer text users see for these generated tokens."""
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).lstrip()
+        with self._tokenizer_lock:
+            return self.tokenizer.decode(list(token_ids), skip_special_tokens=True).lstrip()
 
     # -- steps ----------------------------------------------------------------------------------------
 
@@ -341,7 +341,7 @@ class Engine:
                     f"message {number}: text may not contain the image placeholder {placeholder!r}; "
                     "send pictures as image parts"
                 )
-        with self._prepare_lock:
+        with self._tokenizer_lock:
             return self._encode(template_messages, images)
 
     def _encode(self, template_messages: list[dict], images: list[Image.Image]) -> PreparedPrompt:

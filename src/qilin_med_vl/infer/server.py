@@ -61,13 +61,11 @@ class ApiError(Exception):
         self, status: int, message: str, error_type: str = "invalid_request_error", code=None, param=None
     ):
         super().__init__(message)
-        self.status, self.message, self.error_type, self.code, self.param = (
-            status,
-            message,
-            error_type,
-            code,
-            param,
-        )
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.code = code
+        self.param = param
 
     def response(self) -> JSONResponse:
         body = schema.error_body(self.message, self.error_type, code=self.code, param=self.param)
