@@ -60,10 +60,13 @@ def build_page(engine: Engine, settings: SamplingSettings, max_pixels: int) -> g
         history = [*history, {"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         yield "", conversation, history
         answer = ""
-        for piece in engine.stream(conversation.messages(question), settings):
-            answer += piece
-            history[-1] = {"role": "assistant", "content": answer}
-            yield "", conversation, history
+        try:
+            for piece in engine.stream(conversation.messages(question), settings):
+                answer += piece
+                history[-1] = {"role": "assistant", "content": answer}
+                yield "", conversation, history
+        except QilinError as error:  # e.g. the conversation outgrew the model's context
+            raise gr.Error(f"无法回答 Cannot answer: {error}") from None
         conversation.record(question, answer)
         yield "", conversation, history
 

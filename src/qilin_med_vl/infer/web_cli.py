@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+MAX_UPLOAD = "512mb"  # one DICOM or NIfTI file; larger uploads are refused by the page
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     from qilin_med_vl.infer.chat_cli import add_generation_arguments, add_model_arguments
@@ -31,5 +33,11 @@ def run(args) -> int:
 
     engine = Engine.from_pretrained(args.model, dtype=args.dtype, device=args.device)
     page = build_page(engine, sampling_from(args), args.max_image_pixels)
-    page.queue().launch(server_name=args.host, server_port=args.port, share=False, show_error=True)
+    page.queue().launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=False,
+        show_error=True,
+        max_file_size=MAX_UPLOAD,
+    )
     return 0
