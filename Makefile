@@ -27,3 +27,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+
+# The web page's end-to-end test drives Debian's chromium through playwright (playwright's own browser
+# download needs the internet); a CJK font lets the screenshot show the Chinese text.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test: /usr/bin/chromium
+/usr/bin/chromium:
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei

@@ -1,7 +1,43 @@
-"""CLI registration for `qilin web`: placeholder until that command is implemented."""
+"""`qilin web`: the web page for uploading a study and chatting about it (built in infer/web.py)."""
 
-from qilin_med_vl.pending import register_pending
+from __future__ import annotations
+
+import argparse
+
+MAX_UPLOAD = "512mb"  # one DICOM or NIfTI file; larger uploads are refused by the page
 
 
-def register(parser):
-    register_pending(parser, "qilin web")
+def register(parser: argparse.ArgumentParser) -> None:
+    from qilin_med_vl.infer.chat_cli import add_generation_arguments, add_model_arguments
+    from qilin_med_vl.infer.defaults import DEFAULT_MAX_IMAGE_PIXELS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "example:\n  qilin web --model ckpt            # then open http://127.0.0.1:7860\n"
+        "The page carries a research-use-only notice; it is not for clinical decisions."
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS, help="per uploaded image"
+    )
+    add_generation_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from qilin_med_vl.infer.chat_cli import sampling_from
+    from qilin_med_vl.infer.engine import Engine
+    from qilin_med_vl.infer.web import build_page
+
+    engine = Engine.from_pretrained(args.model, dtype=args.dtype, device=args.device)
+    page = build_page(engine, sampling_from(args), args.max_image_pixels)
+    page.queue().launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=False,
+        show_error=True,
+        max_file_size=MAX_UPLOAD,
+    )
+    return 0
