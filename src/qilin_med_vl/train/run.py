@@ -51,16 +51,14 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def load_model(config: TrainConfig):
-    """(model, processor) from `config.model`, with the attention kernel and (QLoRA) quantization asked for."""
+def load_model(config: TrainConfig, source: str | Path):
+    """(model, processor) from `source`, with the attention kernel and (QLoRA) quantization asked for."""
     quantization = quantization_config(config.lora) if config.lora.enabled else None
     options = {"dtype": DTYPES[config.load_dtype], "attn_implementation": config.attn_implementation}
     if quantization is not None:
         options["quantization_config"] = quantization
-    model = load_or_explain(
-        "model", config.model, lambda s: LlavaForConditionalGeneration.from_pretrained(s, **options)
-    )
-    processor = load_or_explain("processor", config.model, AutoProcessor.from_pretrained)
+    model = load_or_explain("model", source, lambda s: LlavaForConditionalGeneration.from_pretrained(s, **options))
+    processor = load_or_explain("processor", source, AutoProcessor.from_pretrained)
     return model, processor
 
 
@@ -135,7 +133,16 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
         (output_dir / CONFIG_FILE).write_text(resolved_yaml(config), encoding="utf-8")
 
     # 1. the model, and what trains in this stage
-    model, processor = load_model(config)
+    resume = resume_point(config)
+    weights_from = config.model
+    if resume is not None and not config.lora.enabled and not config.deepspeed:
+        # Trainer restores weights with a plain load_state_dict, which does not map the key names LLaVA
+        # checkpoints are saved under (transformers 5.x) and so restores nothing; from_pretrained does.
+        # Trainer still restores the optimizer, scheduler, RNG and step; LoRA adapters and DeepSpeed
+        # states load through their own code paths.
+        weights_from = resume
+        logger.info("resuming: model weights from %s", resume)
+    model, processor = load_model(config, weights_from)
     apply_stage(model, config.stage, config.unfreeze_vision)
     if config.lora.enabled:
         model = attach_lora(model, config.lora, config.gradient_checkpointing)
@@ -168,7 +175,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
         train_order=order,
         pad_token_id=processor.tokenizer.pad_token_id,
     )
-    trainer.train(resume_from_checkpoint=resume_point(config))
+    trainer.train(resume_from_checkpoint=resume)
 
     # 4. an HF-native directory: plain transformers loads it
     if config.lora.enabled:
