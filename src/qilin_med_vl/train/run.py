@@ -191,6 +191,8 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
         (output_dir / CONFIG_FILE).write_text(resolved_yaml(config), encoding="utf-8")
         summary = {
             "stage": config.stage,
+            "world_size": args.world_size,
+            "global_batch_size": order.global_batch_size,
             "trainable_parameters": trainable,
             "data": conversations.summary.to_dict(),
             "log_history": trainer.state.log_history,
