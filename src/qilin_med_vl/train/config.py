@@ -7,6 +7,7 @@ configs/train/ set the paper's values. `resolved_yaml` writes exactly what ran, 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return merged
 
 
+def _numbers(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+    """YAML reads `2e-5` (no dot) as a string; turn such values of float/int fields into numbers."""
+    hints = typing.get_type_hints(cls)
+    fixed = dict(values)
+    for name, value in values.items():
+        wanted = hints.get(name)
+        if not isinstance(value, str) or wanted not in (float, int, float | None, int | None):
+            continue
+        try:
+            fixed[name] = float(value) if wanted in (float, float | None) else int(value)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {name}={value!r} is not a number") from error
+    return fixed
+
+
 def from_dict(raw: dict[str, Any], source: str = "config") -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
@@ -138,7 +154,9 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> TrainConfig:
     if lora_unknown:
         raise ConfigError(f"{source}: unknown lora keys {lora_unknown}; known: {sorted(lora_known)}")
     try:
-        config = TrainConfig(**values, lora=LoraConfig(**lora_raw))
+        config = TrainConfig(
+            **_numbers(TrainConfig, values, source), lora=LoraConfig(**_numbers(LoraConfig, lora_raw, source))
+        )
     except TypeError as error:
         raise ConfigError(f"{source}: {error}") from error
     return config.validate(source)
