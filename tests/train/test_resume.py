@@ -3,6 +3,11 @@ uninterrupted run, in both stages (deterministic tiny model, fixed data order)."
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 from transformers import TrainerCallback
 
@@ -43,4 +48,31 @@ def test_resumed_run_matches_uninterrupted_run(stage, base_dir, stage1_dir, data
     resumed = losses(interrupted)
     assert sorted(resumed) == sorted(expected) == list(range(1, STEPS + 1))
     for step in range(CHECKPOINT + 1, STEPS + 1):
+        assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_exactly(base_dir, data_dir, tmp_path):
+    """A `qilin train` process killed with SIGKILL after a checkpoint resumes to the uninterrupted losses."""
+    steps = 10
+    common = [*FAST, f"model={base_dir}", f"data={data_dir / 'align.jsonl'}", f"max_steps={steps}", "save_steps=2",
+              "save_total_limit=null", "per_device_train_batch_size=3"]  # fmt: skip
+    straight = run(load_config(TINY_ALIGN, [*common, f"output_dir={tmp_path / 'straight'}"]))
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "qilin_med_vl.cli", "train", "--config", str(TINY_ALIGN), *common,
+               f"output_dir={killed}"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    # checkpoint-4 appearing means checkpoint-2 is complete on disk
+    while not (killed / "checkpoint-4").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "model.safetensors").exists()
+
+    run(load_config(TINY_ALIGN, [*common, f"output_dir={killed}", f"resume_from_checkpoint={killed / 'checkpoint-2'}"]))
+    expected, resumed = losses(straight.output_dir), losses(killed)
+    assert sorted(resumed) == list(range(1, steps + 1))
+    for step in range(3, steps + 1):
         assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step

@@ -66,6 +66,7 @@ def test_stage1_then_stage2_outputs(stage1_dir, stage2_dir, data_dir):
     assert list((stage1_dir / "runs").rglob("events.out.tfevents.*"))  # TensorBoard
 
 
+@pytest.mark.slow
 def test_checkpoints_and_final_dir_load_in_plain_transformers_and_generate(stage1_dir, stage2_dir, data_dir):
     image = next((data_dir / "images").glob("instruct_*.png"))
     for directory in (stage2_dir, stage1_dir / "checkpoint-2"):
@@ -98,6 +99,14 @@ def test_missing_data_is_a_clear_error(base_dir, capsys, tmp_path):
                  f"output_dir={tmp_path}/o"])
     assert code == 1
     assert "none.jsonl: no such data file" in capsys.readouterr().err
+
+
+def test_help_explains_the_command(capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert exit_code.value.code == 0
+    assert "--config" in text and "key=value" in text and "torchrun" in text
 
 
 def test_loss_goes_down_on_the_tiny_task(stage2_dir):
