@@ -18,7 +18,8 @@ from transformers import AutoProcessor, LlavaForConditionalGeneration, TrainingA
 from transformers.trainer_utils import get_last_checkpoint
 
 from qilin_med_vl.errors import QilinError
-from qilin_med_vl.model.checkpoint import DTYPES
+from qilin_med_vl.model.checkpoint import DTYPES, MODEL_CARD
+from qilin_med_vl.model.projector import projector_type
 from qilin_med_vl.model.sources import load_or_explain
 from qilin_med_vl.train.callbacks import JsonlLogCallback, LossCurveCallback
 from qilin_med_vl.train.collate import PackedCollator, PaddedCollator, plan_packs
@@ -124,6 +125,11 @@ def resume_point(config: TrainConfig) -> str | None:
     return last
 
 
+def has_hf_weights(directory: str | Path) -> bool:
+    names = ("model.safetensors", "model.safetensors.index.json")
+    return any((Path(directory) / name).is_file() for name in names)
+
+
 def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train one stage as `config` says; `extra_callbacks` are added to the Trainer's (e.g. to stop early)."""
     output_dir = Path(config.output_dir)
@@ -135,14 +141,15 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
     # 1. the model, and what trains in this stage
     resume = resume_point(config)
     weights_from = config.model
-    if resume is not None and not config.lora.enabled and not config.deepspeed:
+    if resume is not None and not config.lora.enabled and not config.deepspeed and has_hf_weights(resume):
         # Trainer restores weights with a plain load_state_dict, which does not map the key names LLaVA
         # checkpoints are saved under (transformers 5.x) and so restores nothing; from_pretrained does.
-        # Trainer still restores the optimizer, scheduler, RNG and step; LoRA adapters and DeepSpeed
-        # states load through their own code paths.
+        # Trainer still restores the optimizer, scheduler, RNG and step; LoRA adapters, DeepSpeed states
+        # and sharded FSDP checkpoints load through their own code paths.
         weights_from = resume
         logger.info("resuming: model weights from %s", resume)
     model, processor = load_model(config, weights_from)
+    model_config = model.config
     apply_stage(model, config.stage, config.unfreeze_vision)
     if config.lora.enabled:
         model = attach_lora(model, config.lora, config.gradient_checkpointing)
@@ -189,6 +196,8 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
         trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         (output_dir / CONFIG_FILE).write_text(resolved_yaml(config), encoding="utf-8")
+        card = MODEL_CARD.format(name=output_dir.name, projector=projector_type(model_config))
+        (output_dir / "README.md").write_text(card, encoding="utf-8")
         summary = {
             "stage": config.stage,
             "world_size": args.world_size,
