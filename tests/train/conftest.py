@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_ALIGN = REPO / "configs/train/tiny_align.yaml"
 TINY_INSTRUCT = REPO / "configs/train/tiny_instruct.yaml"
 # Small and fast: short sequences, few steps, no TensorBoard unless a test asks for it.
-FAST = ["max_length=160", "per_device_train_batch_size=4", "logging_steps=1", "report_to=[]", "progress_bar=false"]
+FAST = ["max_length=160", "per_device_train_batch_size=4", "logging_steps=1", "report_to=[]", "progress_bar=false", "device=cpu"]
 
 
 @pytest.fixture(scope="session")

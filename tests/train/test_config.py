@@ -67,3 +67,16 @@ def test_reads_jsonl_json_list_and_shard_folders(tmp_path):
     records = read_records(tmp_path / "list.json")
     assert len(records) == 3 and records[2].where.endswith("list.json[2]")
     assert records[0].turns == [("user", "<image>\n问"), ("assistant", "答")]
+
+
+def test_distributed_configs_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    fsdp = load_config_from_file(str(CONFIGS / "accelerate/fsdp.yaml"))
+    assert fsdp.distributed_type == "FSDP" and fsdp.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    assert load_config_from_file(str(CONFIGS / "accelerate/ddp.yaml")).distributed_type == "MULTI_GPU"
+    for stage, path in ((2, "deepspeed/zero2.json"), (3, "deepspeed/zero3.json")):
+        config = json.loads((CONFIGS / path).read_text(encoding="utf-8"))
+        assert config["zero_optimization"]["stage"] == stage and config["bf16"]["enabled"] == "auto"
+    assert load_config(CONFIGS / "align.yaml").deepspeed == "configs/train/deepspeed/zero2.json"
+    assert load_config(CONFIGS / "instruct.yaml").deepspeed == "configs/train/deepspeed/zero3.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import subprocess
@@ -13,7 +14,7 @@ import yaml
 from PIL import Image
 
 from qilin_med_vl.cli import main
-from tests.train.conftest import TINY_INSTRUCT, losses, train
+from tests.train.conftest import REPO, TINY_INSTRUCT, losses, train
 
 PLAIN_LOAD = textwrap.dedent(
     """
@@ -113,3 +114,10 @@ def test_loss_goes_down_on_the_tiny_task(stage2_dir):
     # not a quality claim: three steps at 2e-4 must already lower the loss of a random tiny model
     history = losses(stage2_dir)
     assert history[3] < history[1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is not None, reason="DeepSpeed is installed here")
+def test_paper_config_without_deepspeed_says_how_to_proceed(capsys):
+    code = main(["train", "--config", str(REPO / "configs/train/align.yaml")])
+    assert code == 1
+    assert "pip install 'qilin-med-vl[deepspeed]', or run plain DDP with deepspeed=null" in capsys.readouterr().err

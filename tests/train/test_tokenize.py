@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from PIL import Image
 
@@ -170,3 +172,16 @@ def test_placeholder_count_must_match_images(chat, turns, image, message):
 def test_turns_must_alternate():
     with pytest.raises(DataError, match=r"data.jsonl:7.*alternate"):
         parse_record({"id": "x", "conversations": [{"from": "gpt", "value": "a"}]}, "data.jsonl:7")
+
+
+def test_llm_own_template_writing_bos_gets_no_second_bos(tiny):
+    processor = copy.deepcopy(tiny[1])
+    processor.tokenizer.chat_template = (  # LLaMA-2 chat's shape: BOS written by the template itself
+        "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+        "{% else %} {{ m['content'] }} {{ eos_token }}{% endif %}{% endfor %}"
+    )
+    tokenizer = ConversationTokenizer(processor, "llm", 400)
+    sample = tokenizer(record("<image>\n部位？", "胸部。"))
+    assert sample.input_ids.count(processor.tokenizer.bos_token_id) == 1 and sample.input_ids[0] == processor.tokenizer.bos_token_id
+    answer = processor.tokenizer.decode([x for x in sample.labels if x != IGNORE_INDEX])
+    assert answer == "胸部。 </s>"

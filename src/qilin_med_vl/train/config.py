@@ -63,6 +63,7 @@ class TrainConfig:
     lr_scheduler_type: str = "cosine"
     bf16: bool = False
     gradient_checkpointing: bool = False
+    device: str = "auto"  # auto: CUDA when available; cpu: CPU even on a GPU machine (gloo for DDP)
     attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (GPU)
     load_dtype: str = "float32"  # weights as loaded; bf16 compute comes from `bf16: true` (autocast)
     logging_steps: int = 1
@@ -95,6 +96,8 @@ class TrainConfig:
             raise bad(f"max_length {self.max_length} is too small")
         if self.lora.enabled and self.stage != "instruct":
             raise bad("LoRA applies to the language model, which only trains in stage `instruct`")
+        if self.device not in ("auto", "cpu"):
+            raise bad(f"device {self.device!r} is not auto or cpu (the launcher picks GPUs)")
         if self.load_dtype not in LOAD_DTYPES:
             raise bad(f"load_dtype {self.load_dtype!r} is not one of {', '.join(LOAD_DTYPES)}")
         if self.lora.bits not in (None, 4, 8):

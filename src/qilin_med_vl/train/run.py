@@ -7,6 +7,7 @@ HF-native directory with the resolved config, the data summary, the log and the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -112,7 +113,7 @@ def training_arguments(config: TrainConfig, has_text_only: bool) -> TrainingArgu
         deepspeed=config.deepspeed,
         ddp_find_unused_parameters=find_unused,
         disable_tqdm=not config.progress_bar,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=config.device == "cpu" or not torch.cuda.is_available(),
     )
 
 
@@ -125,6 +126,19 @@ def resume_point(config: TrainConfig) -> str | None:
     return last
 
 
+def check_engine(config: TrainConfig) -> None:
+    """Stop before any work when the config asks for DeepSpeed and it is not installed."""
+    if config.deepspeed is None:
+        return
+    if importlib.util.find_spec("deepspeed") is None:
+        raise QilinError(
+            f"the config asks for DeepSpeed ({config.deepspeed}) but it is not installed: "
+            "pip install 'qilin-med-vl[deepspeed]', or run plain DDP with deepspeed=null load_dtype=float32"
+        )
+    if not Path(config.deepspeed).is_file():
+        raise QilinError(f"DeepSpeed config {config.deepspeed} not found (shipped: configs/train/deepspeed/)")
+
+
 def has_hf_weights(directory: str | Path) -> bool:
     names = ("model.safetensors", "model.safetensors.index.json")
     return any((Path(directory) / name).is_file() for name in names)
@@ -133,6 +147,7 @@ def has_hf_weights(directory: str | Path) -> bool:
 def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train one stage as `config` says; `extra_callbacks` are added to the Trainer's (e.g. to stop early)."""
     output_dir = Path(config.output_dir)
+    check_engine(config)
     set_seed(config.seed)
     if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
