@@ -104,3 +104,19 @@ def test_plan_packs_fills_rows_without_overflow():
     assert all(sum(lengths[i] for i in pack) <= 200 for pack in packs)
     assert len(packs) == 5  # 820 tokens: 5 rows of 200 is the fewest possible
     assert packs == plan_packs(lengths, max_length=200, seed=3)
+
+
+def test_dataset_items_are_the_tokenizer_output(tiny, data_dir):
+    """Samples are stored compactly (image runs collapsed) and come back exactly as tokenized."""
+    _, processor = tiny
+    records = read_records(data_dir / "instruct.jsonl")
+    tokenizer = ConversationTokenizer(processor, "chat", 400)
+    dataset = ConversationDataset(records, tokenizer, processor.image_processor, data_dir, progress=False)
+    assert len(dataset) == len(records)
+    for index, record in enumerate(records):
+        expected = tokenizer(record)
+        item = dataset[index]
+        assert item["input_ids"].tolist() == expected.input_ids and item["labels"].tolist() == expected.labels
+        assert dataset.lengths[index] == len(expected.input_ids)
+        assert (item["pixel_values"] is None) == (record.image is None)
+    assert len(dataset.samples[0].input_ids) == dataset.lengths[0] - 63  # 64 image tokens held as one

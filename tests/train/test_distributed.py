@@ -31,7 +31,7 @@ def test_two_processes_match_one(stage1_dir, data_dir, tmp_path):
               "sampling=random"]  # fmt: skip
     single = train(TINY_INSTRUCT, tmp_path / "single", *common, f"per_device_train_batch_size={GLOBAL_BATCH}")
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(free_port()), "-m", "qilin_med_vl.cli", "train", "--config", str(TINY_INSTRUCT),

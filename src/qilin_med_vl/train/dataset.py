@@ -3,6 +3,8 @@
 Tokenizing first gives every sample's exact length (for length grouping and packing) and finds every
 record that cannot be used before the first step; each drop is counted by reason and the first few
 record names are kept for the run summary. Pixels are decoded per item, as the upstream lazy dataset.
+Samples are held compactly (int32 arrays, each run of image tokens stored as one token and expanded
+per item): at the paper's scale, Python lists of token ids would need tens of GB per process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -56,6 +59,32 @@ class DataSummary:
         )
 
 
+@dataclass
+class StoredSample:
+    """A tokenized sample with each run of image tokens collapsed to one token."""
+
+    input_ids: np.ndarray  # (L',) int32
+    labels: np.ndarray  # (L',) int32
+    image: str | None
+    length: int  # L, once the image tokens are expanded
+
+    @classmethod
+    def compact(cls, sample: TokenizedSample, image_token_id: int) -> StoredSample:
+        ids = np.asarray(sample.input_ids, dtype=np.int32)
+        labels = np.asarray(sample.labels, dtype=np.int32)
+        # keep the first token of every image run (truncation never cuts a run)
+        is_image = ids == image_token_id
+        starts = is_image & ~np.concatenate(([False], is_image[:-1]))
+        keep = ~is_image | starts
+        return cls(ids[keep], labels[keep], sample.image, len(ids))
+
+    def expanded(self, image_token_id: int, image_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        repeats = np.where(self.input_ids == image_token_id, image_tokens, 1)
+        ids = torch.from_numpy(np.repeat(self.input_ids, repeats).astype(np.int64))  # (L,)
+        labels = torch.from_numpy(np.repeat(self.labels, repeats).astype(np.int64))  # (L,)
+        return ids, labels
+
+
 class ConversationDataset(Dataset):
     """Items: {"input_ids": (L,), "labels": (L,), "pixel_values": (3, H, W) or None}."""
 
@@ -69,7 +98,9 @@ class ConversationDataset(Dataset):
     ):
         self.image_processor = image_processor
         self.image_folder = Path(image_folder)
-        self.samples: list[TokenizedSample] = []
+        self.image_token_id = tokenizer.image_token_id
+        self.image_tokens = tokenizer.num_image_tokens
+        self.samples: list[StoredSample] = []
         self.summary = DataSummary(records=len(records))
         for record in tqdm(records, desc="tokenizing", unit="record", disable=not progress):
             if record.image is not None and not (self.image_folder / record.image).is_file():
@@ -80,7 +111,7 @@ class ConversationDataset(Dataset):
             except SampleDropped as dropped:
                 self.summary.drop(dropped.reason, str(dropped))
                 continue
-            self.samples.append(sample)
+            self.samples.append(StoredSample.compact(sample, self.image_token_id))
             self.summary.truncated += sample.truncated
             self.summary.supervised_tokens += sum(label != -100 for label in sample.labels)
         self.summary.kept = len(self.samples)
@@ -90,7 +121,7 @@ class ConversationDataset(Dataset):
 
     @property
     def lengths(self) -> list[int]:
-        return [len(sample.input_ids) for sample in self.samples]
+        return [sample.length for sample in self.samples]
 
     @property
     def has_text_only(self) -> bool:
@@ -105,9 +136,10 @@ class ConversationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
+        input_ids, labels = sample.expanded(self.image_token_id, self.image_tokens)
         return {
-            "input_ids": torch.tensor(sample.input_ids, dtype=torch.long),
-            "labels": torch.tensor(sample.labels, dtype=torch.long),
+            "input_ids": input_ids,
+            "labels": labels,
             "pixel_values": self.pixel_values(sample.image) if sample.image else None,
         }
 
