@@ -52,3 +52,12 @@ def test_length_grouped_order():
     assert padding_grouped < padding_random / 3
     order.set_epoch(1)
     assert order.order() != first
+
+
+def test_gradient_accumulation_matches_the_larger_batch(stage1_dir, data_dir, tmp_path):
+    common = [f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", *STEPS, "sampling=random"]
+    whole = losses(train(TINY_INSTRUCT, tmp_path / "whole", *common, "per_device_train_batch_size=4"))
+    accumulated = losses(train(TINY_INSTRUCT, tmp_path / "acc", *common, "per_device_train_batch_size=2",
+                               "gradient_accumulation_steps=2"))  # fmt: skip
+    for step in whole:
+        assert accumulated[step] == pytest.approx(whole[step], abs=1e-5)
