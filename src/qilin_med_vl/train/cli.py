@@ -20,7 +20,7 @@ Examples:
   qilin train --config configs/train/tiny_instruct.yaml max_steps=20 packing=true
   torchrun --nproc_per_node 8 -m qilin_med_vl.cli train --config configs/train/align.yaml
   accelerate launch --config_file configs/train/accelerate/fsdp.yaml -m qilin_med_vl.cli train \\
-      --config configs/train/instruct.yaml
+      --config configs/train/instruct.yaml deepspeed=null
 """
 
 
