@@ -1,0 +1,184 @@
+"""The training configuration: one dataclass, read from YAML with `key=value` overrides, saved resolved.
+
+Every field has the default of the tiny CPU recipe's spirit (small, safe); the shipped YAML files under
+configs/train/ set the paper's values. `resolved_yaml` writes exactly what ran, beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qilin_med_vl.errors import QilinError
+
+STAGES = ("align", "instruct")
+TEMPLATES = ("chat", "plain", "vicuna_v1", "llm")
+SAMPLING = ("random", "group_by_length", "sequential")
+LOAD_DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+class ConfigError(QilinError):
+    """A training configuration file or override is invalid."""
+
+
+@dataclass
+class LoraConfig:
+    """LoRA/QLoRA on the language model (stage 2). `bits: 4` turns it into QLoRA (CUDA + bitsandbytes)."""
+
+    enabled: bool = False
+    r: int = 64
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    bits: int | None = None  # None: plain LoRA on full-precision weights; 4 or 8: QLoRA
+    merge: bool = True  # write a merged, plain HF-native checkpoint at the end
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "align"
+    model: str = ""  # HF-native directory (stage 2: stage 1's output directory)
+    data: str = ""  # JSONL file, JSON list file, or a directory of *.jsonl shards
+    image_folder: str | None = None  # default: the data file's directory
+    output_dir: str = "runs/align"
+    template: str = "chat"  # chat (processor's template) | plain (LLaVA pretrain) | vicuna_v1 | llm
+    max_length: int = 2048
+    packing: bool = False
+    sampling: str = "group_by_length"  # unpacked path only; packing plans its own order
+    unfreeze_vision: bool = False
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    lr_scheduler_type: str = "cosine"
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    device: str = "auto"  # auto: CUDA when available; cpu: CPU even on a GPU machine (gloo for DDP)
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (GPU)
+    load_dtype: str = "float32"  # weights as loaded; bf16 compute comes from `bf16: true` (autocast)
+    logging_steps: int = 1
+    save_steps: int = 500
+    save_total_limit: int | None = 1
+    seed: int = 42
+    dataloader_num_workers: int = 0
+    resume_from_checkpoint: str | None = None  # a checkpoint-N directory, or "latest" in output_dir
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/train/deepspeed/zero2.json)
+    ddp_find_unused_parameters: bool | None = None  # None: on when some records have no image
+    progress_bar: bool = True
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def validate(self, source: str = "config") -> TrainConfig:
+        def bad(message: str) -> ConfigError:
+            return ConfigError(f"{source}: {message}")
+
+        if self.stage not in STAGES:
+            raise bad(f"stage {self.stage!r} is not one of {', '.join(STAGES)}")
+        if self.template not in TEMPLATES:
+            raise bad(f"template {self.template!r} is not one of {', '.join(TEMPLATES)}")
+        if self.sampling not in SAMPLING:
+            raise bad(f"sampling {self.sampling!r} is not one of {', '.join(SAMPLING)}")
+        if not self.model:
+            raise bad("`model` is empty: give an HF-native model directory (`qilin model create ...`)")
+        if not self.data:
+            raise bad("`data` is empty: give a JSONL file, a JSON list or a directory of *.jsonl shards")
+        if self.max_length < 8:
+            raise bad(f"max_length {self.max_length} is too small")
+        if self.lora.enabled and self.stage != "instruct":
+            raise bad("LoRA applies to the language model, which only trains in stage `instruct`")
+        if self.device not in ("auto", "cpu"):
+            raise bad(f"device {self.device!r} is not auto or cpu (the launcher picks GPUs)")
+        if self.load_dtype not in LOAD_DTYPES:
+            raise bad(f"load_dtype {self.load_dtype!r} is not one of {', '.join(LOAD_DTYPES)}")
+        if self.lora.bits not in (None, 4, 8):
+            raise bad(f"lora.bits must be 4, 8 or empty, not {self.lora.bits!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: str) -> Any:
+    """Parse an override value the way YAML would (numbers, booleans, null, lists)."""
+    return yaml.safe_load(value) if value != "" else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key=value` / `lora.r=16` overrides to a raw config mapping (a copy)."""
+    merged = yaml.safe_load(yaml.safe_dump(raw))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. max_steps=10 or lora.enabled=true)")
+        key, value = item.split("=", 1)
+        target = merged
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {item!r}: {parent} is not a section")
+        target[leaf] = _coerce(value)
+    return merged
+
+
+def _numbers(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+    """YAML reads `2e-5` (no dot) as a string; turn such values of float/int fields into numbers."""
+    hints = typing.get_type_hints(cls)
+    fixed = dict(values)
+    for name, value in values.items():
+        wanted = hints.get(name)
+        if not isinstance(value, str) or wanted not in (float, int, float | None, int | None):
+            continue
+        try:
+            fixed[name] = float(value) if wanted in (float, float | None) else int(value)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {name}={value!r} is not a number") from error
+    return fixed
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> TrainConfig:
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
+    values = dict(raw)
+    lora_raw = values.pop("lora", None) or {}
+    lora_known = {f.name for f in dataclasses.fields(LoraConfig)}
+    lora_unknown = sorted(set(lora_raw) - lora_known)
+    if lora_unknown:
+        raise ConfigError(f"{source}: unknown lora keys {lora_unknown}; known: {sorted(lora_known)}")
+    try:
+        config = TrainConfig(
+            **_numbers(TrainConfig, values, source), lora=LoraConfig(**_numbers(LoraConfig, lora_raw, source))
+        )
+    except TypeError as error:
+        raise ConfigError(f"{source}: {error}") from error
+    return config.validate(source)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config, apply overrides; relative paths in it stay relative to the working directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; the shipped ones are in configs/train/")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return from_dict(apply_overrides(raw, overrides or []), source=str(path))
+
+
+def resolved_yaml(config: TrainConfig) -> str:
+    header = "# The resolved configuration of this run; rerun it with `qilin train --config <this file>`.\n"
+    return header + yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,76 @@
+"""What trains in each stage, as a table, and the one function that applies it.
+
+`align` (stage 1) trains the projector only; `instruct` (stage 2) trains the projector and the LLM with
+the vision tower frozen (paper section 5.2). `unfreeze_vision` adds the vision tower to either stage.
+The identity second layer that encodes a single-linear projector never trains.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+from qilin_med_vl.model.projector import frozen_projector_parameters, projector_type
+
+logger = logging.getLogger(__name__)
+
+STAGE_TABLE: dict[str, tuple[str, ...]] = {
+    "align": ("projector",),
+    "instruct": ("projector", "llm"),
+}
+PARTS = ("vision", "projector", "llm")
+
+
+def part_modules(model) -> dict[str, list[nn.Module]]:
+    """The modules making up each part of a LlavaForConditionalGeneration (transformers 5 layout)."""
+    return {
+        "vision": [model.model.vision_tower],
+        "projector": [model.model.multi_modal_projector],
+        "llm": [model.model.language_model, model.lm_head],
+    }
+
+
+def trained_parts(stage: str, unfreeze_vision: bool = False) -> tuple[str, ...]:
+    parts = STAGE_TABLE[stage]
+    return ("vision", *parts) if unfreeze_vision else parts
+
+
+def freeze_identity_projector_layers(model) -> None:
+    """Keep linear_2 of a single-linear projector frozen wherever the projector is (also inside peft)."""
+    config = getattr(model, "config", None)
+    if config is None or projector_type(config) != "linear":
+        return
+    for module in model.modules():
+        if isinstance(module, LlavaMultiModalProjector):
+            module.linear_2.requires_grad_(False)
+
+
+def trainable_counts(model) -> dict[str, dict[str, int]]:
+    """{part: {"trainable": n, "total": n}} over the parts of the model."""
+    counts = {}
+    for part, modules in part_modules(model).items():
+        parameters = {id(p): p for module in modules for p in module.parameters()}.values()
+        counts[part] = {
+            "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+            "total": sum(p.numel() for p in parameters),
+        }
+    return counts
+
+
+def apply_stage(model, stage: str, unfreeze_vision: bool = False) -> dict[str, dict[str, int]]:
+    """Freeze everything, then unfreeze the stage's parts; log and return trainable counts per part."""
+    model.requires_grad_(False)
+    modules = part_modules(model)
+    for part in trained_parts(stage, unfreeze_vision):
+        for module in modules[part]:
+            module.requires_grad_(True)
+    never = set(frozen_projector_parameters(model))
+    for name, parameter in model.named_parameters():
+        if name in never:
+            parameter.requires_grad_(False)
+    counts = trainable_counts(model)
+    for part in PARTS:
+        logger.info("stage %s: %-9s %12d / %12d parameters trainable", stage, part, *counts[part].values())
+    return counts

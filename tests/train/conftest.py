@@ -1,0 +1,67 @@
+"""Shared fixtures: one tiny model directory, small synthetic datasets, and a stage-1 output (session-wide).
+
+Runs go through `qilin train` in-process (`cli.main`) so the tests exercise what users run.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may reach a model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from qilin_med_vl.cli import main  # noqa: E402
+from qilin_med_vl.model.checkpoint import create_tiny, save_checkpoint  # noqa: E402
+from tests.train.synthetic import write_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_ALIGN = REPO / "configs/train/tiny_align.yaml"
+TINY_INSTRUCT = REPO / "configs/train/tiny_instruct.yaml"
+# Small and fast: short sequences, few steps, no TensorBoard unless a test asks for it.
+FAST = ["max_length=160", "per_device_train_batch_size=4", "logging_steps=1", "report_to=[]", "progress_bar=false", "device=cpu"]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(model, processor) of the tiny preset, fresh per session (tests must not train it in place)."""
+    return create_tiny()
+
+
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory, tiny):
+    return save_checkpoint(*tiny, tmp_path_factory.mktemp("base") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    write_dataset(folder, "align", 16, seed=1)
+    write_dataset(folder, "instruct", 16, seed=2, text_only=2)
+    return folder
+
+
+def train(config: Path, out: Path, *overrides: str) -> Path:
+    """Run `qilin train` in-process; return the output directory."""
+    code = main(["train", "--config", str(config), f"output_dir={out}", *FAST, *overrides])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def stage1_dir(tmp_path_factory, base_dir, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("stage1") / "align"
+    return train(
+        TINY_ALIGN, out, f"model={base_dir}", f"data={data_dir / 'align.jsonl'}", "max_steps=4", "save_steps=2",
+        "report_to=[tensorboard]",
+    )
+
+
+def losses(output_dir: Path) -> dict[int, float]:
+    """step -> training loss, from the run's train_log.jsonl."""
+    lines = (Path(output_dir) / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+    return {entry["step"]: entry["loss"] for entry in map(json.loads, lines) if "loss" in entry}
