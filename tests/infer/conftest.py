@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from infer_helpers import draw_picture
+
+from .infer_helpers import draw_picture
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-from infer_helpers import leaked, named_study, user_message
-
 from qilin_med_vl.cli import main
 from qilin_med_vl.data.medical import load_study
 from qilin_med_vl.infer.conversation import Conversation
 from qilin_med_vl.infer.engine import SamplingSettings
+
+from .infer_helpers import leaked, named_study, user_message
 
 SETTINGS = SamplingSettings(max_new_tokens=8)
 

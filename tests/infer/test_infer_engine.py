@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from infer_helpers import VisionCalls, draw_picture, user_message
 
 from qilin_med_vl.infer.conversation import Conversation
 from qilin_med_vl.infer.engine import Engine, GenerationRequest, RequestError, SamplingSettings
+
+from .infer_helpers import VisionCalls, draw_picture, user_message
 
 GREEDY_12 = SamplingSettings(max_new_tokens=12)
 QUESTION = "这张图像显示了什么？"

@@ -8,7 +8,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from infer_helpers import draw_picture
 
 from qilin_med_vl.infer.images import (
     ImageLimits,
@@ -17,6 +16,8 @@ from qilin_med_vl.infer.images import (
     decode_data_url,
     load_url_image,
 )
+
+from .infer_helpers import draw_picture
 
 
 def png_bytes(index: int = 1) -> bytes:

@@ -10,9 +10,10 @@ import time
 import httpx
 import openai
 import pytest
-from infer_helpers import free_port
 
 from qilin_med_vl.cli import main
+
+from .infer_helpers import free_port
 
 START_TIMEOUT_S = 90
 

@@ -16,12 +16,13 @@ import httpx
 import openai
 import pytest
 import uvicorn
-from infer_helpers import draw_picture, free_port, leaked, named_study, user_message
 from PIL import Image
 
 from qilin_med_vl.infer.engine import SamplingSettings
 from qilin_med_vl.infer.images import ImageLimits
 from qilin_med_vl.infer.server import ServerSettings, create_app
+
+from .infer_helpers import draw_picture, free_port, leaked, named_study, user_message
 
 API_KEY = "test-key-7f3a"
 MODEL = "qilin-tiny"

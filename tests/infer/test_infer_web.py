@@ -10,9 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from infer_helpers import VisionCalls, free_port, leaked, named_study
 
 from qilin_med_vl.infer.engine import Engine, SamplingSettings
+
+from .infer_helpers import VisionCalls, free_port, leaked, named_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

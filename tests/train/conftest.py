@@ -23,7 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_ALIGN = REPO / "configs/train/tiny_align.yaml"
 TINY_INSTRUCT = REPO / "configs/train/tiny_instruct.yaml"
 # Small and fast: short sequences, few steps, no TensorBoard unless a test asks for it.
-FAST = ["max_length=160", "per_device_train_batch_size=4", "logging_steps=1", "report_to=[]", "progress_bar=false", "device=cpu"]
+FAST = [
+    "max_length=160",
+    "per_device_train_batch_size=4",
+    "logging_steps=1",
+    "report_to=[]",
+    "progress_bar=false",
+    "device=cpu",
+]
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +63,12 @@ def train(config: Path, out: Path, *overrides: str) -> Path:
 def stage1_dir(tmp_path_factory, base_dir, data_dir) -> Path:
     out = tmp_path_factory.mktemp("stage1") / "align"
     return train(
-        TINY_ALIGN, out, f"model={base_dir}", f"data={data_dir / 'align.jsonl'}", "max_steps=4", "save_steps=2",
+        TINY_ALIGN,
+        out,
+        f"model={base_dir}",
+        f"data={data_dir / 'align.jsonl'}",
+        "max_steps=4",
+        "save_steps=2",
         "report_to=[tensorboard]",
     )
 

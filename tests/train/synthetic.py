@@ -21,7 +21,10 @@ MODALITIES = {
     "病理切片": ((120, 60, 120), "rectangle"),
 }
 SIDES = {"左侧": 16, "右侧": 48, None: None}
-ALIGN_PROMPTS = ["请基于图中的信息，撰写一段相关的描述。\n<image>", "<image>\n根据图中可见，提供一段相关的叙述。"]
+ALIGN_PROMPTS = [
+    "请基于图中的信息，撰写一段相关的描述。\n<image>",
+    "<image>\n根据图中可见，提供一段相关的叙述。",
+]
 
 
 def render(modality: str, side: str | None, size: int = 64) -> Image.Image:
@@ -65,7 +68,10 @@ def write_dataset(folder: Path, stage: str, count: int, seed: int = 0, text_only
         conversations = [{"from": who, "value": text} for who, text in turns]
         records.append({"id": f"{stage}-{index}", "image": name, "conversations": conversations})
     for index in range(text_only):
-        conversations = [{"from": "human", "value": "什么是CT？"}, {"from": "gpt", "value": "CT是计算机断层扫描。"}]
+        conversations = [
+            {"from": "human", "value": "什么是CT？"},
+            {"from": "gpt", "value": "CT是计算机断层扫描。"},
+        ]
         records.append({"id": f"{stage}-text-{index}", "conversations": conversations})
     path = folder / f"{stage}.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

@@ -18,7 +18,11 @@ def samples(tiny, data_dir):
     _, processor = tiny
     records = read_records(data_dir / "instruct.jsonl")
     dataset = ConversationDataset(
-        records, ConversationTokenizer(processor, "chat", 400), processor.image_processor, data_dir, progress=False
+        records,
+        ConversationTokenizer(processor, "chat", 400),
+        processor.image_processor,
+        data_dir,
+        progress=False,
     )
     # two image records of different lengths and one text-only record
     text_only = next(i for i, s in enumerate(dataset.samples) if s.image is None)
@@ -74,7 +78,9 @@ def test_packed_loss_equals_unpacked_loss(samples, tiny, attn_implementation):
     pad = tiny[1].tokenizer.pad_token_id
     with torch.no_grad():
         unpacked = loss(model, PaddedCollator(pad)(samples))
-        packed_batch = PackedCollator(pad, attn_implementation)([{"samples": samples[:2]}, {"samples": samples[2:]}])
+        packed_batch = PackedCollator(pad, attn_implementation)(
+            [{"samples": samples[:2]}, {"samples": samples[2:]}]
+        )
         assert packed_batch["attention_mask"].shape[:2] == (2, 1)
         packed = loss(model, packed_batch)
         # without the mask (restarting positions only), samples would see each other on CPU

@@ -20,7 +20,9 @@ def test_shipped_configs_load_and_name_their_command(name):
     config = load_config(path)
     assert config.stage == ("align" if "align" in name else "instruct")
     lines = path.read_text(encoding="utf-8").splitlines()
-    header = "\n".join(line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("#"))])
+    header = "\n".join(
+        line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("#"))]
+    )
     assert f"train --config configs/train/{name}.yaml" in header
 
 
@@ -47,7 +49,11 @@ def test_overrides_and_numbers_without_a_dot(tmp_path):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("nonsense=1", r"unknown keys \['nonsense'\]"), ("max_steps", "not key=value"), ("learning_rate=fast", "not a number")],
+    [
+        ("nonsense=1", r"unknown keys \['nonsense'\]"),
+        ("max_steps", "not key=value"),
+        ("learning_rate=fast", "not a number"),
+    ],
 )
 def test_bad_overrides(override, message, tmp_path):
     path = tmp_path / "c.yaml"
@@ -61,7 +67,9 @@ def test_reads_jsonl_json_list_and_shard_folders(tmp_path):
                                                              {"from": "gpt", "value": "答"}]}  # fmt: skip
     (tmp_path / "shards").mkdir()
     for index in range(2):
-        (tmp_path / "shards" / f"part-{index}.jsonl").write_text(json.dumps(record) + "\n\n", encoding="utf-8")
+        (tmp_path / "shards" / f"part-{index}.jsonl").write_text(
+            json.dumps(record) + "\n\n", encoding="utf-8"
+        )
     (tmp_path / "list.json").write_text(json.dumps([record, record, record]), encoding="utf-8")
     assert len(read_records(tmp_path / "shards")) == 2
     records = read_records(tmp_path / "list.json")

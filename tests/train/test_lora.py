@@ -37,7 +37,11 @@ def batch_of(directory, data_dir, tiny):
     processor = tiny[1]
     records = read_records(data_dir / "instruct.jsonl")[:3]
     dataset = ConversationDataset(
-        records, ConversationTokenizer(processor, "chat", 400), processor.image_processor, data_dir, progress=False
+        records,
+        ConversationTokenizer(processor, "chat", 400),
+        processor.image_processor,
+        data_dir,
+        progress=False,
     )
     batch = PaddedCollator(processor.tokenizer.pad_token_id)([dataset[i] for i in range(3)])
     batch.pop("labels")
@@ -72,11 +76,22 @@ def test_lora_merge_gives_a_plain_checkpoint_with_the_peft_logits(stage1_dir, da
 
 
 def test_lora_only_in_stage_two(capsys, tmp_path):
-    code = main(["train", "--config", str(TINY_INSTRUCT), "stage=align", "lora.enabled=true", f"output_dir={tmp_path}"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(TINY_INSTRUCT),
+            "stage=align",
+            "lora.enabled=true",
+            f"output_dir={tmp_path}",
+        ]
+    )
     assert code == 1 and "only trains in stage `instruct`" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="on a CUDA machine QLoRA can run; this checks the CPU refusal")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="on a CUDA machine QLoRA can run; this checks the CPU refusal"
+)
 def test_qlora_without_cuda_is_refused_with_the_reason(stage1_dir, data_dir, capsys, tmp_path):
     code = main(["train", "--config", str(TINY_INSTRUCT), f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}",
                  "lora.enabled=true", "lora.bits=4", f"output_dir={tmp_path}", *FAST])  # fmt: skip

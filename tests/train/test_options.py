@@ -24,7 +24,9 @@ def test_gradient_checkpointing_gives_the_same_losses(stage1_dir, data_dir, tmp_
     assert plain[3] != plain[1]  # the steps trained
 
 
-@pytest.mark.skipif(not is_torch_bf16_available_on_device("cpu"), reason="this torch build has no bf16 on CPU")
+@pytest.mark.skipif(
+    not is_torch_bf16_available_on_device("cpu"), reason="this torch build has no bf16 on CPU"
+)
 def test_bf16_on_cpu_trains_close_to_float32(stage1_dir, data_dir, tmp_path):
     common = [f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", *STEPS]
     full = losses(train(TINY_INSTRUCT, tmp_path / "fp32", *common))
@@ -48,7 +50,9 @@ def test_length_grouped_order():
     padding_grouped = sum(max(c) - min(c) for c in (
         [lengths[i] for i in first[s : s + 4]] for s in range(0, 400, 4)))  # fmt: skip
     shuffled = TrainingOrder(lengths, "random", global_batch_size=4, seed=0).order()
-    padding_random = sum(max(c) - min(c) for c in ([lengths[i] for i in shuffled[s : s + 4]] for s in range(0, 400, 4)))
+    padding_random = sum(
+        max(c) - min(c) for c in ([lengths[i] for i in shuffled[s : s + 4]] for s in range(0, 400, 4))
+    )
     assert padding_grouped < padding_random / 3
     order.set_epoch(1)
     assert order.order() != first

@@ -31,7 +31,11 @@ class StopAfter(TrainerCallback):
 
 @pytest.mark.parametrize(
     ("stage", "extra"),
-    [("align", []), ("instruct", []), ("instruct", ["lora.enabled=true", "lora.r=4", "lora.dropout=0", "learning_rate=1e-2"])],
+    [
+        ("align", []),
+        ("instruct", []),
+        ("instruct", ["lora.enabled=true", "lora.r=4", "lora.dropout=0", "learning_rate=1e-2"]),
+    ],
     ids=["align", "instruct", "instruct-lora"],
 )
 def test_resumed_run_matches_uninterrupted_run(stage, extra, base_dir, stage1_dir, data_dir, tmp_path):
@@ -42,7 +46,10 @@ def test_resumed_run_matches_uninterrupted_run(stage, extra, base_dir, stage1_di
 
     straight = run(load_config(config_file, [*common, f"output_dir={tmp_path / 'straight'}"]))
     interrupted = tmp_path / "interrupted"
-    run(load_config(config_file, [*common, f"output_dir={interrupted}"]), extra_callbacks=[StopAfter(CHECKPOINT + 1)])
+    run(
+        load_config(config_file, [*common, f"output_dir={interrupted}"]),
+        extra_callbacks=[StopAfter(CHECKPOINT + 1)],
+    )
     assert (interrupted / f"checkpoint-{CHECKPOINT}").is_dir()
     # the stopped run went one step past its checkpoint; the resumed run must redo that step identically
     assert sorted(losses(interrupted)) == list(range(1, CHECKPOINT + 2))
@@ -75,7 +82,11 @@ def test_killed_process_resumes_exactly(base_dir, data_dir, tmp_path):
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed / "model.safetensors").exists()
 
-    run(load_config(TINY_ALIGN, [*common, f"output_dir={killed}", f"resume_from_checkpoint={killed / 'checkpoint-2'}"]))
+    run(
+        load_config(
+            TINY_ALIGN, [*common, f"output_dir={killed}", f"resume_from_checkpoint={killed / 'checkpoint-2'}"]
+        )
+    )
     expected, resumed = losses(straight.output_dir), losses(killed)
     assert sorted(resumed) == list(range(1, steps + 1))
     for step in range(3, steps + 1):

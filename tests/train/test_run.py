@@ -38,7 +38,10 @@ PLAIN_LOAD = textwrap.dedent(
 def load_in_plain_transformers(directory, image) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", PLAIN_LOAD, str(directory), str(image)],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -46,7 +49,14 @@ def load_in_plain_transformers(directory, image) -> dict:
 @pytest.fixture(scope="module")
 def stage2_dir(stage1_dir, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("stage2") / "instruct"
-    return train(TINY_INSTRUCT, out, f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", "max_steps=3", "packing=true")
+    return train(
+        TINY_INSTRUCT,
+        out,
+        f"model={stage1_dir}",
+        f"data={data_dir / 'instruct.jsonl'}",
+        "max_steps=3",
+        "packing=true",
+    )
 
 
 def test_stage1_then_stage2_outputs(stage1_dir, stage2_dir, data_dir):
@@ -55,7 +65,13 @@ def test_stage1_then_stage2_outputs(stage1_dir, stage2_dir, data_dir):
         assert config["stage"] == stage
         if model:
             assert config["model"] == model  # stage 2 starts from stage 1's output directory
-        for name in ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json", "loss_curve.png"):
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "processor_config.json",
+            "loss_curve.png",
+        ):
             assert (directory / name).is_file(), name
         assert Image.open(directory / "loss_curve.png").format == "PNG"
         log = [json.loads(line) for line in (directory / "train_log.jsonl").read_text().splitlines()]
@@ -80,7 +96,11 @@ def test_records_that_cannot_fit_are_dropped_counted_and_reported(base_dir, data
     # 125 tokens fit an image record's prompt (the system line and 64 image tokens) and part of an answer
     # only for short records; text-only records always fit
     out = train(
-        TINY_INSTRUCT, tmp_path / "short", f"model={base_dir}", f"data={data_dir / 'instruct.jsonl'}", "max_steps=1",
+        TINY_INSTRUCT,
+        tmp_path / "short",
+        f"model={base_dir}",
+        f"data={data_dir / 'instruct.jsonl'}",
+        "max_steps=1",
         "max_length=125",
     )
     summary = json.loads((out / "data_summary.json").read_text())
@@ -96,8 +116,16 @@ def test_bad_override_is_a_clear_error(capsys, tmp_path):
 
 
 def test_missing_data_is_a_clear_error(base_dir, capsys, tmp_path):
-    code = main(["train", "--config", str(TINY_INSTRUCT), f"model={base_dir}", f"data={tmp_path}/none.jsonl",
-                 f"output_dir={tmp_path}/o"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(TINY_INSTRUCT),
+            f"model={base_dir}",
+            f"data={tmp_path}/none.jsonl",
+            f"output_dir={tmp_path}/o",
+        ]
+    )
     assert code == 1
     assert "none.jsonl: no such data file" in capsys.readouterr().err
 
@@ -120,4 +148,7 @@ def test_loss_goes_down_on_the_tiny_task(stage2_dir):
 def test_paper_config_without_deepspeed_says_how_to_proceed(capsys):
     code = main(["train", "--config", str(REPO / "configs/train/align.yaml")])
     assert code == 1
-    assert "pip install 'qilin-med-vl[deepspeed]', or run plain DDP with deepspeed=null" in capsys.readouterr().err
+    assert (
+        "pip install 'qilin-med-vl[deepspeed]', or run plain DDP with deepspeed=null"
+        in capsys.readouterr().err
+    )

@@ -56,13 +56,23 @@ def test_align_changes_only_the_projector(base_dir, stage1_dir):
 
 
 def test_instruct_changes_projector_and_llm_not_vision(stage1_dir, data_dir, tmp_path):
-    out = train(TINY_INSTRUCT, tmp_path / "instruct", f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", *ONE_STEP)
+    out = train(
+        TINY_INSTRUCT,
+        tmp_path / "instruct",
+        f"model={stage1_dir}",
+        f"data={data_dir / 'instruct.jsonl'}",
+        *ONE_STEP,
+    )
     assert changed(stage1_dir, out) == keys_of(stage1_dir, "projector", "llm")
 
 
 def test_unfreeze_vision_flag_trains_the_vision_tower(stage1_dir, data_dir, tmp_path):
     out = train(
-        TINY_INSTRUCT, tmp_path / "v", f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", *ONE_STEP,
+        TINY_INSTRUCT,
+        tmp_path / "v",
+        f"model={stage1_dir}",
+        f"data={data_dir / 'instruct.jsonl'}",
+        *ONE_STEP,
         "unfreeze_vision=true",
     )
     vision = keys_of(stage1_dir, "vision")
@@ -73,5 +83,10 @@ def test_unfreeze_vision_flag_trains_the_vision_tower(stage1_dir, data_dir, tmp_
 
 def test_single_linear_projector_keeps_its_identity_layer(data_dir, tmp_path):
     base = save_checkpoint(*create_tiny(projector="linear"), tmp_path / "linear")
-    out = train(TINY_ALIGN, tmp_path / "align", f"model={base}", f"data={data_dir / 'align.jsonl'}", *ONE_STEP)
-    assert changed(base, out) == {"multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_1.bias"}
+    out = train(
+        TINY_ALIGN, tmp_path / "align", f"model={base}", f"data={data_dir / 'align.jsonl'}", *ONE_STEP
+    )
+    assert changed(base, out) == {
+        "multi_modal_projector.linear_1.weight",
+        "multi_modal_projector.linear_1.bias",
+    }

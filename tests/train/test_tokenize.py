@@ -32,7 +32,10 @@ def record(*turns: str, image: str | None = "x.png", record_id: str = "r1") -> o
 def readable(tokenizer, sample, start: int):
     """(tokens, labels as tokens or None) from position `start` on."""
     tokens = tokenizer.tokenizer.convert_ids_to_tokens(sample.input_ids[start:])
-    labels = [None if x == IGNORE_INDEX else tokenizer.tokenizer.convert_ids_to_tokens(x) for x in sample.labels[start:]]
+    labels = [
+        None if x == IGNORE_INDEX else tokenizer.tokenizer.convert_ids_to_tokens(x)
+        for x in sample.labels[start:]
+    ]
     return tokens, labels
 
 
@@ -112,8 +115,12 @@ def test_text_only_record(chat):
 
 
 def test_truncation_after_expansion_keeps_the_image_and_cuts_answers(processor):
-    full = ConversationTokenizer(processor, "chat", max_length=400)(record("<image>\n部位？", "胸部。", "左侧？", "是。"))
-    first_answer_end = full.labels.index(IGNORE_INDEX, full.labels.index(next(x for x in full.labels if x != -100)))
+    full = ConversationTokenizer(processor, "chat", max_length=400)(
+        record("<image>\n部位？", "胸部。", "左侧？", "是。")
+    )
+    first_answer_end = full.labels.index(
+        IGNORE_INDEX, full.labels.index(next(x for x in full.labels if x != -100))
+    )
     short = ConversationTokenizer(processor, "chat", max_length=first_answer_end)
     sample = short(record("<image>\n部位？", "胸部。", "左侧？", "是。"))
     assert sample.truncated and len(sample.input_ids) == first_answer_end
@@ -182,6 +189,9 @@ def test_llm_own_template_writing_bos_gets_no_second_bos(tiny):
     )
     tokenizer = ConversationTokenizer(processor, "llm", 400)
     sample = tokenizer(record("<image>\n部位？", "胸部。"))
-    assert sample.input_ids.count(processor.tokenizer.bos_token_id) == 1 and sample.input_ids[0] == processor.tokenizer.bos_token_id
+    assert (
+        sample.input_ids.count(processor.tokenizer.bos_token_id) == 1
+        and sample.input_ids[0] == processor.tokenizer.bos_token_id
+    )
     answer = processor.tokenizer.decode([x for x in sample.labels if x != IGNORE_INDEX])
     assert answer == "胸部。 </s>"
