@@ -97,6 +97,17 @@ def test_unknown_weights_are_named(tmp_path):
         convert_llava(src, tmp_path / "out", vision_tower=str(tmp_path))
 
 
+def test_vision_weights_that_do_not_fit_the_encoder_config_are_refused(tmp_path):
+    src = tmp_path / "original"
+    _, vision, _ = write_original_checkpoint(
+        src, projector_type="linear", vision_in_shards=True, file_format="bin"
+    )
+    vision.config.num_hidden_layers = 2  # the shards hold 3 layers
+    vision_dir = write_vision_source(tmp_path / "clip", vision, with_weights=False)
+    with pytest.raises(CheckpointFormatError, match="do not fit the encoder config.*unexpected.*layers.2"):
+        convert_llava(src, tmp_path / "out", vision_tower=str(vision_dir))
+
+
 def test_not_a_llava_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
     with pytest.raises(CheckpointFormatError, match="lacks.*mm_hidden_size.*found keys"):

@@ -172,7 +172,16 @@ def vision_from_shards(vision_source: str, state: dict[str, torch.Tensor]) -> Vi
         # from_pretrained understands every historical CLIP key layout; round-trip through it.
         vision_config.save_pretrained(tmp)
         save_file({key: tensor.contiguous() for key, tensor in state.items()}, f"{tmp}/model.safetensors")
-        model = CLIPVisionModel.from_pretrained(tmp, dtype=next(iter(state.values())).dtype)
+        model, info = CLIPVisionModel.from_pretrained(
+            tmp, dtype=next(iter(state.values())).dtype, output_loading_info=True
+        )
+    if info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"]:
+        # from_pretrained would quietly random-initialise what it cannot match.
+        raise CheckpointFormatError(
+            f"the vision tower weights under {VISION_PREFIX} do not fit the encoder config of {vision_source}: "
+            f"missing {sorted(info['missing_keys'])[:5]}, unexpected {sorted(info['unexpected_keys'])[:5]}, "
+            f"wrong shape {sorted(map(str, info['mismatched_keys']))[:5]}"
+        )
     return VisionEncoder(
         model=model.eval(),
         image_mean=list(image_processor.image_mean),

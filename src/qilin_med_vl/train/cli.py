@@ -45,7 +45,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     logging.basicConfig(
-        level=logging.INFO if is_main_process() else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
+        level=logging.INFO if is_main_process() else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
     )
     result = run(config)
     if is_main_process():

@@ -40,7 +40,12 @@ class PaddedCollator:
             input_ids[row, :length] = sample["input_ids"]
             labels[row, :length] = sample["labels"]
             attention_mask[row, :length] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, **_stack_images(samples)}
+        return {
+            "input_ids": input_ids,
+            "labels": labels,
+            "attention_mask": attention_mask,
+            **_stack_images(samples),
+        }
 
 
 def block_diagonal_causal_mask(segment_ids: torch.Tensor, additive_dtype: torch.dtype | None = None):

@@ -104,7 +104,9 @@ class ConversationDataset(Dataset):
         self.summary = DataSummary(records=len(records))
         for record in tqdm(records, desc="tokenizing", unit="record", disable=not progress):
             if record.image is not None and not (self.image_folder / record.image).is_file():
-                self.summary.drop("image_missing", f"{record.name}: {self.image_folder / record.image} not found")
+                self.summary.drop(
+                    "image_missing", f"{record.name}: {self.image_folder / record.image} not found"
+                )
                 continue
             try:
                 sample = tokenizer(record)

@@ -79,8 +79,10 @@ def parse_record(raw: dict, where: str) -> ConversationRecord:
         )
     image = raw.get("image")
     if image is not None and not isinstance(image, str):
-        raise DataError(f"{where}: record {record_id!r}: `image` must be one relative path (images are "
-                        "concatenated into one picture by the dataset builder)")
+        raise DataError(
+            f"{where}: record {record_id!r}: `image` must be one relative path (images are "
+            "concatenated into one picture by the dataset builder)"
+        )
     return ConversationRecord(id=record_id, image=image, turns=turns, where=where)
 
 

@@ -59,7 +59,9 @@ def load_model(config: TrainConfig, source: str | Path):
     options = {"dtype": DTYPES[config.load_dtype], "attn_implementation": config.attn_implementation}
     if quantization is not None:
         options["quantization_config"] = quantization
-    model = load_or_explain("model", source, lambda s: LlavaForConditionalGeneration.from_pretrained(s, **options))
+    model = load_or_explain(
+        "model", source, lambda s: LlavaForConditionalGeneration.from_pretrained(s, **options)
+    )
     processor = load_or_explain("processor", source, AutoProcessor.from_pretrained)
     return model, processor
 
@@ -70,15 +72,26 @@ def build_dataset(config: TrainConfig, processor):
     tokenizer = ConversationTokenizer(processor, config.template, config.max_length)
     image_folder = config.image_folder or default_image_folder(config.data)
     dataset = ConversationDataset(
-        records, tokenizer, processor.image_processor, image_folder, progress=config.progress_bar and is_main_process()
+        records,
+        tokenizer,
+        processor.image_processor,
+        image_folder,
+        progress=config.progress_bar and is_main_process(),
     )
     logger.info("data %s: %s", config.data, dataset.summary.line())
     if len(dataset) == 0:
-        raise QilinError(f"{config.data}: no usable record ({dataset.summary.line()}); see {DATA_SUMMARY_FILE}")
+        raise QilinError(
+            f"{config.data}: no usable record ({dataset.summary.line()}); see {DATA_SUMMARY_FILE}"
+        )
     pad = processor.tokenizer.pad_token_id
     if config.packing:
         packed = PackedDataset(dataset, plan_packs(dataset.lengths, config.max_length, config.seed))
-        logger.info("packing: %d samples into %d rows of at most %d tokens", len(dataset), len(packed), config.max_length)
+        logger.info(
+            "packing: %d samples into %d rows of at most %d tokens",
+            len(dataset),
+            len(packed),
+            config.max_length,
+        )
         return packed, PackedCollator(pad, config.attn_implementation), packed.lengths, dataset
     return dataset, PaddedCollator(pad), dataset.lengths, dataset
 
@@ -122,7 +135,9 @@ def resume_point(config: TrainConfig) -> str | None:
         return config.resume_from_checkpoint
     last = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
     if last is None:
-        logger.info("resume_from_checkpoint=latest: no checkpoint in %s yet, starting fresh", config.output_dir)
+        logger.info(
+            "resume_from_checkpoint=latest: no checkpoint in %s yet, starting fresh", config.output_dir
+        )
     return last
 
 
@@ -184,7 +199,9 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
     order = TrainingOrder(
         lengths,
         "random" if config.packing and config.sampling == "group_by_length" else config.sampling,
-        global_batch_size=args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps,
+        global_batch_size=args.per_device_train_batch_size
+        * args.world_size
+        * args.gradient_accumulation_steps,
         seed=config.seed,
     )
     trainer = QilinTrainer(
@@ -221,5 +238,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
             "data": conversations.summary.to_dict(),
             "log_history": trainer.state.log_history,
         }
-        (output_dir / RUN_SUMMARY_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+        (output_dir / RUN_SUMMARY_FILE).write_text(
+            json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
     return RunResult(output_dir, trainer.state.log_history, conversations.summary.to_dict(), trainable)

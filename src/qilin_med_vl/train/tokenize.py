@@ -140,8 +140,12 @@ class ConversationTokenizer:
         placeholders = text.count(self.image_token)
         expected = 1 if record.image else 0
         if placeholders != expected:
-            fix = "put one <image> in the first human turn" if record.image else "remove <image> or add `image`"
-            raise DataError(f"{record.name}: {placeholders} <image> placeholders for {expected} image(s); {fix}")
+            fix = (
+                "put one <image> in the first human turn" if record.image else "remove <image> or add `image`"
+            )
+            raise DataError(
+                f"{record.name}: {placeholders} <image> placeholders for {expected} image(s); {fix}"
+            )
 
         encoded = self._encode(text, offsets=True)
         input_ids: list[int] = encoded["input_ids"]
@@ -170,7 +174,9 @@ class ConversationTokenizer:
                 )
         return self._truncate(record, input_ids, labels)
 
-    def _truncate(self, record: ConversationRecord, input_ids: list[int], labels: list[int]) -> TokenizedSample:
+    def _truncate(
+        self, record: ConversationRecord, input_ids: list[int], labels: list[int]
+    ) -> TokenizedSample:
         truncated = len(input_ids) > self.max_length
         if truncated:
             image_positions = [i for i, token in enumerate(input_ids) if token == self.image_token_id]

@@ -41,7 +41,9 @@ class QilinTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Padding is the pad id; a real token equal to it (LLaMA pads with <unk>) is rare enough to ignore.
         self._tokens_since_log += int((inputs["input_ids"] != self.pad_token_id).sum())
-        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        return super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
