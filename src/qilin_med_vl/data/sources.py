@@ -159,6 +159,23 @@ def iter_json_records(path: Path) -> Iterator[tuple[str, Any, str | None]]:
         yield from iter_jsonl(path)
 
 
+def _image_names(
+    item: Any, error: str | None, fields: tuple[str, ...], image_field: str
+) -> tuple[list[str], str | None]:
+    """The image names a parsed row refers to, or why the row is malformed."""
+    if error is not None:
+        return [], error
+    if not isinstance(item, dict):
+        return [], "the row is not a JSON object"
+    missing = [name for name in fields if name not in item]
+    if missing:
+        return [], f"missing field(s) {', '.join(missing)}"
+    try:
+        return parse_image_refs(item[image_field]), None
+    except ValueError as bad:
+        return [], str(bad)
+
+
 def read_pmc_oa(paths: Iterable[Path], start_index: int = 0) -> Iterator[SourceRow]:
     """PMC-OA JSONL rows; one alignment candidate each (its caption)."""
     index = start_index
@@ -166,17 +183,7 @@ def read_pmc_oa(paths: Iterable[Path], start_index: int = 0) -> Iterator[SourceR
         for location, item, error in iter_jsonl(Path(path)):
             row = dict(source=PMC_OA, index=index, location=location)
             index += 1
-            if error is None and not isinstance(item, dict):
-                error = "the line is not a JSON object"
-            if error is None:
-                missing = [name for name in PMC_OA_FIELDS if name not in item]
-                if missing:
-                    error = f"missing field(s) {', '.join(missing)}"
-            if error is None:
-                try:
-                    images = parse_image_refs(item["image"])
-                except ValueError as bad:
-                    error = str(bad)
+            images, error = _image_names(item, error, PMC_OA_FIELDS, "image")
             if error is not None:
                 yield SourceRow(**row, error=error)
                 continue
@@ -212,17 +219,7 @@ def read_pmc_case_report(paths: Iterable[Path], start_index: int = 0) -> Iterato
         for location, item, error in _case_report_items(Path(path)):
             row = dict(source=PMC_CASE_REPORT, index=index, location=location)
             index += 1
-            if error is None and not isinstance(item, dict):
-                error = "the row is not an object"
-            if error is None:
-                missing = [name for name in CASE_REPORT_FIELDS if name not in item]
-                if missing:
-                    error = f"missing field(s) {', '.join(missing)}"
-            if error is None:
-                try:
-                    images = parse_image_refs(item["img_ref"])
-                except ValueError as bad:
-                    error = str(bad)
+            images, error = _image_names(item, error, CASE_REPORT_FIELDS, "img_ref")
             if error is not None:
                 yield SourceRow(**row, error=error)
                 continue

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.errors import QilinError
 from qilin_med_vl.infer.defaults import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 
 REMOTE_TIMEOUT_S = 10.0
@@ -28,12 +27,8 @@ ACCEPTED_MEDIA_TYPES = (
 )
 
 
-class RequestImageError(QilinError):
-    """An image in a request that cannot be used; `reason` is a short machine-readable code."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+class RequestImageError(ImageRejected):
+    """An image reference in a request (data: or http(s) URL) that cannot be used; `reason` is a short code."""
 
 
 @dataclass(frozen=True)
