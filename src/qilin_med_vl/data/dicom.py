@@ -18,6 +18,7 @@ import numpy as np
 
 from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.data.picking import pick_index
+from qilin_med_vl.data.records import IMAGE_TOO_LARGE
 from qilin_med_vl.data.windows import Window, WindowChoice, percentile_window
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if rows * columns > max_pixels:
         raise ImageRejected(
-            "image_too_large", f"{name}: {columns}x{rows} pixels is over the limit of {max_pixels}"
+            IMAGE_TOO_LARGE, f"{name}: {columns}x{rows} pixels is over the limit of {max_pixels}"
         )
     frames = frame_count(ds)
     index = pick_index(frame, frames, name, "frame")

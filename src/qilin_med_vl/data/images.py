@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
+from qilin_med_vl.data.records import IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, IMAGE_TRUNCATED, IMAGE_UNREADABLE
 from qilin_med_vl.errors import DataError
 
 DEFAULT_MAX_PIXELS = 64_000_000  # larger images are refused as possible decompression bombs
@@ -92,7 +93,7 @@ def open_image(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXE
         with image_file as image:
             if image.width * image.height > max_pixels:
                 raise ImageRejected(
-                    "image_too_large",
+                    IMAGE_TOO_LARGE,
                     f"{name}: {image.width}x{image.height} pixels is over the limit of {max_pixels}",
                 )
             image.load()
@@ -101,19 +102,19 @@ def open_image(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXE
         raise
     except Image.DecompressionBombError as error:
         # Pillow's own guard fires in Image.open for sizes far beyond its limit: same verdict as ours
-        raise ImageRejected("image_too_large", f"{name}: {error}") from error
+        raise ImageRejected(IMAGE_TOO_LARGE, f"{name}: {error}") from error
     except _DECODE_ERRORS as error:
         head, tail = _head_and_tail(source)
         if _looks_truncated(head, tail):
-            raise ImageRejected("image_truncated", f"{name}: the file is cut short ({error})") from error
-        raise ImageRejected("image_unreadable", f"{name}: cannot decode image ({error})") from error
+            raise ImageRejected(IMAGE_TRUNCATED, f"{name}: the file is cut short ({error})") from error
+        raise ImageRejected(IMAGE_UNREADABLE, f"{name}: cannot decode image ({error})") from error
 
 
 def check_size(image: Image.Image, name: str, min_side: int) -> None:
     """Refuse an image whose shorter side is under `min_side` pixels."""
     if min(image.size) < min_side:
         raise ImageRejected(
-            "image_too_small",
+            IMAGE_TOO_SMALL,
             f"{name}: {image.width}x{image.height} pixels, a side is under the minimum of {min_side}",
         )
 

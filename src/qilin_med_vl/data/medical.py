@@ -20,6 +20,7 @@ from qilin_med_vl.data.dicom import decode_dicom, looks_like_dicom, read_dataset
 from qilin_med_vl.data.dicom_series import pick_series_slice
 from qilin_med_vl.data.images import DEFAULT_MAX_PIXELS, ImageRejected, open_image
 from qilin_med_vl.data.nifti import GZIP_MAGIC, gunzip_head, load_nifti, sniff_nifti
+from qilin_med_vl.data.records import IMAGE_MISSING, IMAGE_UNREADABLE
 from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_HELP, WINDOW_PRESETS, WindowRequest, parse_window
 
 __all__ = [
@@ -118,9 +119,9 @@ def _read_head(path: Path, label: str) -> bytes:
         with open(path, "rb") as handle:
             return handle.read(_HEAD_BYTES)
     except FileNotFoundError:
-        raise ImageRejected("image_missing", f"{label}: no such file or folder") from None
+        raise ImageRejected(IMAGE_MISSING, f"{label}: no such file or folder") from None
     except OSError as error:
-        raise ImageRejected("image_unreadable", f"{label}: cannot read the file ({error.strerror})") from None
+        raise ImageRejected(IMAGE_UNREADABLE, f"{label}: cannot read the file ({error.strerror})") from None
 
 
 def _raster(

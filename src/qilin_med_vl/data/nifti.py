@@ -20,6 +20,7 @@ import numpy as np
 
 from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.data.picking import pick_index
+from qilin_med_vl.data.records import IMAGE_TOO_LARGE
 from qilin_med_vl.data.windows import Window, WindowChoice, percentile_window
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def load_nifti(
     plane = [size for dim, size in enumerate(volume_shape) if dim != axis]
     if plane[0] * plane[1] > max_pixels:
         raise ImageRejected(
-            "image_too_large",
+            IMAGE_TOO_LARGE,
             f"{name}: {plane[0]}x{plane[1]} pixels per slice is over the limit of {max_pixels}",
         )
     facts = {"volume_shape": "x".join(str(size) for size in shape)}
@@ -156,9 +157,7 @@ def _read_image(source: Path | bytes, name: str):
     if isinstance(source, Path):
         data = source.read_bytes() if source.stat().st_size <= MAX_NIFTI_BYTES else None
         if data is None:
-            raise ImageRejected(
-                "image_too_large", f"{name}: file is over the limit of {MAX_NIFTI_BYTES} bytes"
-            )
+            raise ImageRejected(IMAGE_TOO_LARGE, f"{name}: file is over the limit of {MAX_NIFTI_BYTES} bytes")
     else:
         data = source
     compressed = data[:2] == GZIP_MAGIC
@@ -189,7 +188,7 @@ def _read_image(source: Path | bytes, name: str):
         raise ImageRejected("nifti_unreadable", f"{name}: invalid NIfTI header ({error})") from error
     if needed > MAX_NIFTI_BYTES:
         raise ImageRejected(
-            "image_too_large", f"{name}: the volume needs {needed} bytes, over the limit of {MAX_NIFTI_BYTES}"
+            IMAGE_TOO_LARGE, f"{name}: the volume needs {needed} bytes, over the limit of {MAX_NIFTI_BYTES}"
         )
     if compressed:
         try:

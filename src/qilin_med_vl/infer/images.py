@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qilin_med_vl.data.images import ImageRejected
+from qilin_med_vl.data.records import IMAGE_MISSING, IMAGE_TOO_LARGE
 from qilin_med_vl.infer.defaults import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 
 REMOTE_TIMEOUT_S = 10.0
@@ -72,7 +73,7 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
             "application/dicom or application/x-nifti",
         )
     if len(payload) > (max_bytes * 4) // 3 + 4:
-        raise RequestImageError("image_too_large", f"image is over the limit of {max_bytes} bytes")
+        raise RequestImageError(IMAGE_TOO_LARGE, f"image is over the limit of {max_bytes} bytes")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -100,7 +101,7 @@ def fetch_remote(url: str, limits: ImageLimits) -> bytes:
                 data += chunk
                 if len(data) > limits.max_bytes:
                     raise RequestImageError(
-                        "image_too_large", f"{url} is over the limit of {limits.max_bytes} bytes"
+                        IMAGE_TOO_LARGE, f"{url} is over the limit of {limits.max_bytes} bytes"
                     )
             return bytes(data)
     except httpx.HTTPError as error:
@@ -126,7 +127,7 @@ def load_image_source(source: str | Path | bytes, options: StudyOptions, max_pix
     from qilin_med_vl.data.medical import load_study
 
     if isinstance(source, str | Path) and not Path(source).exists():
-        raise ImageRejected("image_missing", f"{source}: no such file; check the path given to --image")
+        raise ImageRejected(IMAGE_MISSING, f"{source}: no such file; check the path given to --image")
     window = None if options.window in (None, AUTO_WINDOW) else options.window
     return load_study(
         source,

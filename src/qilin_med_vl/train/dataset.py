@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from qilin_med_vl.data.images import ImageRejected, open_image
+from qilin_med_vl.data.records import IMAGE_MISSING
 from qilin_med_vl.train.records import ConversationRecord
 from qilin_med_vl.train.tokenize import ConversationTokenizer, SampleDropped, TokenizedSample
 
@@ -105,7 +106,7 @@ class ConversationDataset(Dataset):
         for record in tqdm(records, desc="tokenizing", unit="record", disable=not progress):
             if record.image is not None and not (self.image_folder / record.image).is_file():
                 self.summary.drop(
-                    "image_missing", f"{record.name}: {self.image_folder / record.image} not found"
+                    IMAGE_MISSING, f"{record.name}: {self.image_folder / record.image} not found"
                 )
                 continue
             try:
