@@ -5,19 +5,17 @@ Runs go through `qilin train` in-process (`cli.main`) so the tests exercise what
 
 from __future__ import annotations
 
-import os
+import json
+from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may reach a model hub
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import pytest
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from qilin_med_vl.cli import main  # noqa: E402
-from qilin_med_vl.model.checkpoint import create_tiny, save_checkpoint  # noqa: E402
-from tests.train.synthetic import write_dataset  # noqa: E402
+from qilin_med_vl.cli import main
+from qilin_med_vl.model.checkpoint import create_tiny, save_checkpoint
+from qilin_med_vl.train.dataset import ConversationDataset
+from qilin_med_vl.train.records import read_records
+from qilin_med_vl.train.tokenize import ConversationTokenizer
+from tests.train.synthetic import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_ALIGN = REPO / "configs/train/tiny_align.yaml"
@@ -50,6 +48,13 @@ def data_dir(tmp_path_factory) -> Path:
     write_dataset(folder, "align", 16, seed=1)
     write_dataset(folder, "instruct", 16, seed=2, text_only=2)
     return folder
+
+
+def instruct_dataset(processor, data_dir: Path, count: int | None = None) -> ConversationDataset:
+    """The synthetic stage-2 records (the first `count`), tokenized with the chat template."""
+    records = read_records(data_dir / "instruct.jsonl")[:count]
+    tokenizer = ConversationTokenizer(processor, "chat", 400)
+    return ConversationDataset(records, tokenizer, processor.image_processor, data_dir, progress=False)
 
 
 def train(config: Path, out: Path, *overrides: str) -> Path:

@@ -11,19 +11,12 @@ from qilin_med_vl.train.collate import PackedCollator, PaddedCollator, block_dia
 from qilin_med_vl.train.dataset import ConversationDataset
 from qilin_med_vl.train.records import read_records
 from qilin_med_vl.train.tokenize import IGNORE_INDEX, ConversationTokenizer
+from tests.train.conftest import instruct_dataset
 
 
 @pytest.fixture(scope="module")
 def samples(tiny, data_dir):
-    _, processor = tiny
-    records = read_records(data_dir / "instruct.jsonl")
-    dataset = ConversationDataset(
-        records,
-        ConversationTokenizer(processor, "chat", 400),
-        processor.image_processor,
-        data_dir,
-        progress=False,
-    )
+    dataset = instruct_dataset(tiny[1], data_dir)
     # two image records of different lengths and one text-only record
     text_only = next(i for i, s in enumerate(dataset.samples) if s.image is None)
     lengths = dataset.lengths

@@ -14,10 +14,7 @@ from transformers import LlavaForConditionalGeneration
 
 from qilin_med_vl.cli import main
 from qilin_med_vl.train.collate import PaddedCollator
-from qilin_med_vl.train.dataset import ConversationDataset
-from qilin_med_vl.train.records import read_records
-from qilin_med_vl.train.tokenize import ConversationTokenizer
-from tests.train.conftest import FAST, TINY_INSTRUCT, train
+from tests.train.conftest import FAST, TINY_INSTRUCT, instruct_dataset, train
 from tests.train.test_stages import changed, keys_of
 
 PLAIN_LOGITS = textwrap.dedent(
@@ -35,14 +32,7 @@ PLAIN_LOGITS = textwrap.dedent(
 
 def batch_of(directory, data_dir, tiny):
     processor = tiny[1]
-    records = read_records(data_dir / "instruct.jsonl")[:3]
-    dataset = ConversationDataset(
-        records,
-        ConversationTokenizer(processor, "chat", 400),
-        processor.image_processor,
-        data_dir,
-        progress=False,
-    )
+    dataset = instruct_dataset(processor, data_dir, count=3)
     batch = PaddedCollator(processor.tokenizer.pad_token_id)([dataset[i] for i in range(3)])
     batch.pop("labels")
     return batch
