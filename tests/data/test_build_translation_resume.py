@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .fake_openai_server import FakeChatServer
-from .test_translate_openai import _memory_has_recorded
+from .test_translation_openai import _memory_has_recorded
 
 KEY_ENV = "QILIN_TEST_TRANSLATION_KEY"
 ERROR_STATUSES = ("429", "500")  # answers that are not paid translations

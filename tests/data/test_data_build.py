@@ -16,7 +16,7 @@ from PIL import Image
 from qilin_med_vl.cli import main
 from qilin_med_vl.data.build import build
 from qilin_med_vl.data.build_config import load_build_config, parse_build_config
-from qilin_med_vl.data.translate import Translation, TranslatorConfig
+from qilin_med_vl.data.translation import Translation, TranslatorConfig
 
 KEPT = "kept"
 # The fate of every candidate of the fixtures (see tests/data/fixtures): record id -> reason or KEPT.
@@ -392,8 +392,8 @@ def test_data_package_does_not_import_torch():
 
 
 def test_shipped_config_holds_the_documented_defaults():
+    from qilin_med_vl.data.composite import ImageSettings
     from qilin_med_vl.data.filters import TextFilterSettings
-    from qilin_med_vl.data.image_groups import ImageSettings
 
     config = load_build_config(Path(__file__).parents[2] / "configs/data/chimed_vl.yaml")
     assert config.filters == TextFilterSettings() and config.images == ImageSettings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from qilin_med_vl.cli import main
-from qilin_med_vl.data.medical import load_study
+from qilin_med_vl.imaging.study import load_study
 from qilin_med_vl.infer.conversation import Conversation
 from qilin_med_vl.infer.engine import SamplingSettings
 

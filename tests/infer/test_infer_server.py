@@ -359,7 +359,7 @@ def dicom_url(data: bytes) -> str:
 
 
 def test_dicom_through_the_api_never_leaks_the_patient(server, client, engine):
-    from qilin_med_vl.data.medical import load_study
+    from qilin_med_vl.imaging.study import load_study
 
     study = named_study()
     messages = [

@@ -44,12 +44,12 @@ from pathlib import Path
 
 from qilin_med_vl.data import records
 from qilin_med_vl.data.build_config import BuildConfig
+from qilin_med_vl.data.composite import ImageOutcome, ImageTask, prepare_images
 from qilin_med_vl.data.filters import check_texts
-from qilin_med_vl.data.image_groups import ImageOutcome, ImageTask, prepare_images
 from qilin_med_vl.data.records import SOURCE_STAGES, STAGES, Candidate, Decision, SourceRow
 from qilin_med_vl.data.sources import READERS
 from qilin_med_vl.data.templates import compose, load_prompt_pools, needed_fields
-from qilin_med_vl.data.translate import Translator, make_translator
+from qilin_med_vl.data.translation import Translator, make_translator
 from qilin_med_vl.errors import DataError, QilinError
 
 MANIFEST_FORMAT = "qilin-med-vl/chimed-vl-build/1"

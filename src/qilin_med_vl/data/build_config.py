@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qilin_med_vl.data.composite import ImageSettings
 from qilin_med_vl.data.filters import DEFAULT_MIN_CHARS, TextFilterSettings
-from qilin_med_vl.data.image_groups import ImageSettings
 from qilin_med_vl.data.records import SOURCES
 from qilin_med_vl.data.templates import DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS, VQA_FORMATS
-from qilin_med_vl.data.translate import TranslatorConfig
+from qilin_med_vl.data.translation.config import TranslatorConfig
 from qilin_med_vl.errors import DataError
 
 TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # default place of the cache, inside the output folder

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from qilin_med_vl.data import tm_cli
+from qilin_med_vl.data.translation import cli as tm_cli
 
 TRANSLATOR_BACKENDS = ("none", "openai")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qilin_med_vl.data.translation_reasons import EMPTY_OUTPUT
+from qilin_med_vl.data.translation.reasons import EMPTY_OUTPUT
 
 # Training stages, in curriculum order; each has its own JSONL shard files.
 ALIGNMENT = "alignment"
@@ -30,17 +30,13 @@ SOURCE_STAGES: dict[str, tuple[str, ...]] = {
     PMC_VQA: (INSTRUCTION,),
 }
 
-# Drop reason codes recorded in manifest.json and dropped-*.jsonl (translation adds its own codes).
+# Drop reason codes recorded in manifest.json and dropped-*.jsonl; images and translation add their own
+# (qilin_med_vl.imaging.reasons, qilin_med_vl.data.translation.reasons).
 MALFORMED_RECORD = "malformed_record"
 TEXT_TOO_SHORT = "text_too_short"
 TEXT_TOO_LONG = "text_too_long"
 NO_IMAGE = "no_image"
 TOO_MANY_IMAGES = "too_many_images"
-IMAGE_MISSING = "image_missing"
-IMAGE_UNREADABLE = "image_unreadable"
-IMAGE_TRUNCATED = "image_truncated"
-IMAGE_TOO_SMALL = "image_too_small"
-IMAGE_TOO_LARGE = "image_too_large"
 TRANSLATION_EMPTY = EMPTY_OUTPUT  # the translator returned an empty text for a non-empty one
 TRANSLATION_FAILED = "translation_failed"  # the translator refused a text without giving a reason
 

@@ -84,7 +84,7 @@ def sampling_from(args):
 
 
 def run(args) -> int:
-    from qilin_med_vl.data.images import DEFAULT_MAX_PIXELS
+    from qilin_med_vl.imaging.raster import DEFAULT_MAX_PIXELS
     from qilin_med_vl.infer.conversation import Conversation
     from qilin_med_vl.infer.engine import Engine
     from qilin_med_vl.infer.images import StudyOptions, load_image_source

@@ -1,7 +1,7 @@
 """Images that arrive with a chat request: `data:` URLs (PNG/JPEG/..., DICOM, NIfTI), optionally remote
 http(s) URLs, and files named on the command line, each within size and pixel limits.
 
-Every image goes through `qilin_med_vl.data.medical.load_study`, which recognises the format from the
+Every image goes through `qilin_med_vl.imaging.study.load_study`, which recognises the format from the
 content and returns a picture plus non-identifying facts only.
 """
 
@@ -12,8 +12,7 @@ import binascii
 from dataclasses import dataclass
 from pathlib import Path
 
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.records import IMAGE_MISSING, IMAGE_TOO_LARGE
+from qilin_med_vl.imaging.reasons import IMAGE_MISSING, IMAGE_TOO_LARGE, ImageRejected
 from qilin_med_vl.infer.defaults import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 
 REMOTE_TIMEOUT_S = 10.0
@@ -50,7 +49,7 @@ class StudyOptions:
 
 
 def window_choices() -> list[str]:
-    from qilin_med_vl.data.medical import WINDOW_PRESETS
+    from qilin_med_vl.imaging.study import WINDOW_PRESETS
 
     return [AUTO_WINDOW, *WINDOW_PRESETS]
 
@@ -124,7 +123,7 @@ def load_url_image(url: str, options: StudyOptions, limits: ImageLimits):
 
 def load_image_source(source: str | Path | bytes, options: StudyOptions, max_pixels: int):
     """A `Study` from a path or bytes: PNG/JPEG/TIFF/BMP, DICOM or NIfTI."""
-    from qilin_med_vl.data.medical import load_study
+    from qilin_med_vl.imaging.study import load_study
 
     if isinstance(source, str | Path) and not Path(source).exists():
         raise ImageRejected(IMAGE_MISSING, f"{source}: no such file; check the path given to --image")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from qilin_med_vl.data.images import ImageRejected
 from qilin_med_vl.errors import QilinError
+from qilin_med_vl.imaging.reasons import WINDOW_NOT_APPLICABLE, ImageRejected
 from qilin_med_vl.infer.conversation import Conversation
 from qilin_med_vl.infer.engine import Engine, SamplingSettings
 from qilin_med_vl.infer.images import AUTO_WINDOW, StudyOptions, load_image_source, window_choices
@@ -22,7 +22,6 @@ DISCLAIMER = (
     "The model's answers may be wrong; a qualified clinician must decide."
 )
 QUESTION_HINT = "用中文提问，例如：这张图像显示了什么？"
-WINDOW_NOT_APPLICABLE = "window_not_applicable"  # the loader's reason when a window meets a PNG/JPEG
 RASTER_WINDOW_NOTE = "窗宽窗位仅用于 DICOM/NIfTI · the window applies to DICOM/NIfTI only"
 NO_IMAGE_NOTE = "尚未上传影像 · No image yet (text-only chat)"
 

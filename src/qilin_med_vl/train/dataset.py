@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from qilin_med_vl.data.images import ImageRejected, open_image
-from qilin_med_vl.data.records import IMAGE_MISSING
+from qilin_med_vl.imaging.raster import open_image
+from qilin_med_vl.imaging.reasons import IMAGE_MISSING, ImageRejected
 from qilin_med_vl.train.records import ConversationRecord
 from qilin_med_vl.train.tokenize import ConversationTokenizer, SampleDropped, TokenizedSample
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qilin_med_vl.data.dicom import allowed_text, describe_dataset, looks_like_dicom, read_dataset
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.picking import pick_index
+from qilin_med_vl.imaging.dicom import allowed_text, describe_dataset, looks_like_dicom, read_dataset
+from qilin_med_vl.imaging.picking import pick_index
+from qilin_med_vl.imaging.reasons import DICOM_SERIES_EMPTY, DICOM_SERIES_MIXED, ImageRejected
 
 _HEAD_BYTES = 132
 _SERIES_NUMBER = re.compile(r"[0-9]{1,12}")
@@ -40,7 +40,7 @@ def pick_series_slice(folder: Path, slice_index: int | None, name: str) -> Serie
             continue
         slices.append((path, ds))
     if not slices:
-        raise ImageRejected("dicom_series_empty", f"{name}: the folder holds no DICOM image files")
+        raise ImageRejected(DICOM_SERIES_EMPTY, f"{name}: the folder holds no DICOM image files")
     series = {_raw(ds, "SeriesInstanceUID") for _, ds in slices}
     if len(series) > 1:
         # Series UIDs identify the examination: describe the series by number and modality only.
@@ -52,7 +52,7 @@ def pick_series_slice(folder: Path, slice_index: int | None, name: str) -> Serie
             }
         )
         raise ImageRejected(
-            "dicom_series_mixed",
+            DICOM_SERIES_MIXED,
             f"{name}: the folder holds {len(series)} series ({', '.join(labels)}); "
             "give a folder with one series",
         )

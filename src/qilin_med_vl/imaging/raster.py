@@ -24,14 +24,16 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from qilin_med_vl.data.records import IMAGE_TOO_LARGE, IMAGE_TOO_SMALL, IMAGE_TRUNCATED, IMAGE_UNREADABLE
-from qilin_med_vl.errors import DataError
+from qilin_med_vl.imaging.reasons import (
+    IMAGE_TOO_LARGE,
+    IMAGE_TOO_SMALL,
+    IMAGE_TRUNCATED,
+    IMAGE_UNREADABLE,
+    ImageRejected,
+)
 
 DEFAULT_MAX_PIXELS = 64_000_000  # larger images are refused as possible decompression bombs
 DEFAULT_MIN_SIDE = 32  # images with a shorter side carry too little to learn from (icons, rules)
-
-HORIZONTAL = "horizontal"
-VERTICAL = "vertical"
 
 # (magic at the start, marker that ends a complete file, whether writers may pad after the marker)
 _END_MARKERS = (
@@ -40,14 +42,6 @@ _END_MARKERS = (
     (b"GIF8", b";", False),  # a one-byte trailer: only the very last byte counts
 )
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
-
-
-class ImageRejected(DataError):
-    """An image that cannot be used; `reason` is a short code recorded in manifests."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 def _looks_truncated(head: bytes, tail: bytes) -> bool:
@@ -117,48 +111,3 @@ def check_size(image: Image.Image, name: str, min_side: int) -> None:
             IMAGE_TOO_SMALL,
             f"{name}: {image.width}x{image.height} pixels, a side is under the minimum of {min_side}",
         )
-
-
-def choose_layout(sizes: list[tuple[int, int]]) -> str:
-    """Horizontal or vertical concatenation of images with these (width, height) sizes.
-
-    Rule: horizontally, every image is scaled to a common height, so the row's aspect ratio
-    (width / height) is the sum of the images' aspect ratios, sum(w/h). Vertically, every image is
-    scaled to a common width, so the column's aspect ratio is 1 / sum(h/w). Neither depends on the
-    common size chosen. We pick the layout whose aspect ratio r is the least extreme, i.e. has the
-    smaller max(r, 1/r); a tie goes to horizontal. So wide images are stacked vertically, tall
-    images side by side, and mixed sets end up as close to square as either layout allows.
-    """
-    row_ratio = sum(width / height for width, height in sizes)
-    column_ratio = 1.0 / sum(height / width for width, height in sizes)
-    return HORIZONTAL if max(row_ratio, 1 / row_ratio) <= max(column_ratio, 1 / column_ratio) else VERTICAL
-
-
-def scaled_sizes(sizes: list[tuple[int, int]], layout: str) -> list[tuple[int, int]]:
-    """Sizes after scaling to the smallest height (horizontal) or smallest width (vertical).
-
-    Scaling to the smallest never enlarges an image: no invented detail, and the composite never has
-    more pixels than its inputs together.
-    """
-    if layout == HORIZONTAL:
-        common = min(height for _, height in sizes)
-        return [(max(1, round(width * common / height)), common) for width, height in sizes]
-    common = min(width for width, _ in sizes)
-    return [(common, max(1, round(height * common / width))) for width, height in sizes]
-
-
-def concatenate(images: list[Image.Image]) -> tuple[Image.Image, str]:
-    """One RGB picture holding `images` in order (left to right or top to bottom), and its layout."""
-    sizes = [image.size for image in images]
-    layout = choose_layout(sizes)
-    targets = scaled_sizes(sizes, layout)
-    if layout == HORIZONTAL:
-        canvas = Image.new("RGB", (sum(width for width, _ in targets), targets[0][1]))
-    else:
-        canvas = Image.new("RGB", (targets[0][0], sum(height for _, height in targets)))
-    offset = 0
-    for image, target in zip(images, targets, strict=True):
-        piece = image if image.size == target else image.resize(target, Image.Resampling.LANCZOS)
-        canvas.paste(piece, (offset, 0) if layout == HORIZONTAL else (0, offset))
-        offset += target[0] if layout == HORIZONTAL else target[1]
-    return canvas, layout

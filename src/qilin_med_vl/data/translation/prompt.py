@@ -6,8 +6,8 @@ way that should not reuse earlier answers.
 
 from __future__ import annotations
 
-from qilin_med_vl.data.glossary import GlossaryMatch
-from qilin_med_vl.data.translation_checks import CheckFailure
+from qilin_med_vl.data.translation.checks import CheckFailure
+from qilin_med_vl.data.translation.glossary import GlossaryMatch
 
 PROMPT_VERSION = "zh-v1"
 

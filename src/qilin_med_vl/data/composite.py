@@ -5,7 +5,7 @@ than `max_images`, any image missing/unreadable/truncated/too small/too large), 
 picture the sample will show under the output `images/` folder and returns its relative path:
 
 - one image: the original file, copied byte for byte to `images/<source>/<name>`;
-- 2..max_images: their concatenation (`images.concatenate`), JPEG quality 95, at
+- 2..max_images: their concatenation (`concatenate` below), JPEG quality 95, at
   `images/<source>/composite/<sha1 of the names>.jpg`.
 
 Files are written atomically (temporary name, then rename) and skipped when already present, so
@@ -20,18 +20,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from PIL import Image
+
 from qilin_med_vl.data import records
-from qilin_med_vl.data.images import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_SIDE,
-    ImageRejected,
-    check_size,
-    concatenate,
-    open_image,
-)
+from qilin_med_vl.imaging.raster import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_size, open_image
+from qilin_med_vl.imaging.reasons import IMAGE_MISSING, ImageRejected
 
 DEFAULT_MAX_IMAGES = 4  # paper 3.3: more images per text would make the composite too low-resolution
 COMPOSITE_JPEG_QUALITY = 95
+HORIZONTAL = "horizontal"
+VERTICAL = "vertical"
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ def prepare_images(task: ImageTask) -> ImageOutcome:
         relative = _safe_relative(name)
         path = root / relative if relative is not None else None
         if path is None or not path.is_file():
-            return ImageOutcome(reason=records.IMAGE_MISSING, detail=f"{root / name}: no such file")
+            return ImageOutcome(reason=IMAGE_MISSING, detail=f"{root / name}: no such file")
         relatives.append(relative)
     decoded = []
     try:
@@ -114,3 +112,48 @@ def prepare_images(task: ImageTask) -> ImageOutcome:
         lambda target: composite.save(target, format="JPEG", quality=COMPOSITE_JPEG_QUALITY),
     )
     return ImageOutcome(path=str(output), layout=layout)
+
+
+def choose_layout(sizes: list[tuple[int, int]]) -> str:
+    """Horizontal or vertical concatenation of images with these (width, height) sizes.
+
+    Rule: horizontally, every image is scaled to a common height, so the row's aspect ratio
+    (width / height) is the sum of the images' aspect ratios, sum(w/h). Vertically, every image is
+    scaled to a common width, so the column's aspect ratio is 1 / sum(h/w). Neither depends on the
+    common size chosen. We pick the layout whose aspect ratio r is the least extreme, i.e. has the
+    smaller max(r, 1/r); a tie goes to horizontal. So wide images are stacked vertically, tall
+    images side by side, and mixed sets end up as close to square as either layout allows.
+    """
+    row_ratio = sum(width / height for width, height in sizes)
+    column_ratio = 1.0 / sum(height / width for width, height in sizes)
+    return HORIZONTAL if max(row_ratio, 1 / row_ratio) <= max(column_ratio, 1 / column_ratio) else VERTICAL
+
+
+def scaled_sizes(sizes: list[tuple[int, int]], layout: str) -> list[tuple[int, int]]:
+    """Sizes after scaling to the smallest height (horizontal) or smallest width (vertical).
+
+    Scaling to the smallest never enlarges an image: no invented detail, and the composite never has
+    more pixels than its inputs together.
+    """
+    if layout == HORIZONTAL:
+        common = min(height for _, height in sizes)
+        return [(max(1, round(width * common / height)), common) for width, height in sizes]
+    common = min(width for width, _ in sizes)
+    return [(common, max(1, round(height * common / width))) for width, height in sizes]
+
+
+def concatenate(images: list[Image.Image]) -> tuple[Image.Image, str]:
+    """One RGB picture holding `images` in order (left to right or top to bottom), and its layout."""
+    sizes = [image.size for image in images]
+    layout = choose_layout(sizes)
+    targets = scaled_sizes(sizes, layout)
+    if layout == HORIZONTAL:
+        canvas = Image.new("RGB", (sum(width for width, _ in targets), targets[0][1]))
+    else:
+        canvas = Image.new("RGB", (targets[0][0], sum(height for _, height in targets)))
+    offset = 0
+    for image, target in zip(images, targets, strict=True):
+        piece = image if image.size == target else image.resize(target, Image.Resampling.LANCZOS)
+        canvas.paste(piece, (offset, 0) if layout == HORIZONTAL else (0, offset))
+        offset += target[0] if layout == HORIZONTAL else target[1]
+    return canvas, layout

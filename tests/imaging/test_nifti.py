@@ -8,8 +8,8 @@ import nibabel
 import numpy as np
 import pytest
 
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.medical import WINDOW_PRESETS, load_study
+from qilin_med_vl.imaging.reasons import ImageRejected
+from qilin_med_vl.imaging.study import WINDOW_PRESETS, load_study
 
 SHAPE = (20, 24, 16)  # x (left->right), y (posterior->anterior), z (inferior->superior)
 

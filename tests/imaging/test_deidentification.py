@@ -13,9 +13,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, HTJ2KLossless, generate_uid
 
-from qilin_med_vl.data.dicom import DESCRIPTION_TAGS
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.medical import load_study
+from qilin_med_vl.imaging.dicom import DESCRIPTION_TAGS
+from qilin_med_vl.imaging.reasons import ImageRejected
+from qilin_med_vl.imaging.study import load_study
 
 # Distinctive values that cannot occur by chance in any text the loader writes.
 IDENTIFYING = {

@@ -7,18 +7,10 @@ import io
 import pytest
 from PIL import Image
 
-from qilin_med_vl.data.images import (
-    HORIZONTAL,
-    VERTICAL,
-    ImageRejected,
-    check_size,
-    choose_layout,
-    concatenate,
-    open_image,
-    scaled_sizes,
-)
-
-from .data_fixtures import bomb_png, encoded, picture
+from qilin_med_vl.data.composite import HORIZONTAL, VERTICAL, choose_layout, concatenate, scaled_sizes
+from qilin_med_vl.imaging.raster import check_size, open_image
+from qilin_med_vl.imaging.reasons import ImageRejected
+from tests.data.data_fixtures import bomb_png, encoded, picture
 
 
 def reason_for(data: bytes, tmp_path, name: str, **limits) -> str:

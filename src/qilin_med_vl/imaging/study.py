@@ -16,12 +16,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from qilin_med_vl.data.dicom import decode_dicom, looks_like_dicom, read_dataset
-from qilin_med_vl.data.dicom_series import pick_series_slice
-from qilin_med_vl.data.images import DEFAULT_MAX_PIXELS, ImageRejected, open_image
-from qilin_med_vl.data.nifti import GZIP_MAGIC, gunzip_head, load_nifti, sniff_nifti
-from qilin_med_vl.data.records import IMAGE_MISSING, IMAGE_UNREADABLE
-from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_HELP, WINDOW_PRESETS, WindowRequest, parse_window
+from qilin_med_vl.imaging.dicom import decode_dicom, looks_like_dicom, read_dataset
+from qilin_med_vl.imaging.dicom_series import pick_series_slice
+from qilin_med_vl.imaging.nifti import GZIP_MAGIC, gunzip_head, load_nifti, sniff_nifti
+from qilin_med_vl.imaging.raster import DEFAULT_MAX_PIXELS, open_image
+from qilin_med_vl.imaging.reasons import (
+    FRAME_OUT_OF_RANGE,
+    IMAGE_MISSING,
+    IMAGE_UNREADABLE,
+    SLICE_OUT_OF_RANGE,
+    WINDOW_NOT_APPLICABLE,
+    ImageRejected,
+)
+from qilin_med_vl.imaging.windows import (
+    WINDOW_CHOICES,
+    WINDOW_HELP,
+    WINDOW_PRESETS,
+    WindowRequest,
+    parse_window,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -93,7 +106,7 @@ def load_study(
     if looks_like_dicom(head):
         if slice_index is not None:
             raise ImageRejected(
-                "slice_out_of_range",
+                SLICE_OUT_OF_RANGE,
                 f"{label}: slice_index chooses a slice of a NIfTI volume or a DICOM series folder; "
                 "use frame for the frames of one DICOM file",
             )
@@ -134,9 +147,9 @@ def _raster(
 ) -> Study:
     """PNG/JPEG/TIFF/BMP/...: already display pixels, so windows, frames and slices do not apply."""
     for asked, reason, what in (
-        (not auto_window, "window_not_applicable", "a window"),
-        (frame not in (None, 0), "frame_out_of_range", "a frame"),
-        (slice_index not in (None, 0), "slice_out_of_range", "a slice"),
+        (not auto_window, WINDOW_NOT_APPLICABLE, "a window"),
+        (frame not in (None, 0), FRAME_OUT_OF_RANGE, "a frame"),
+        (slice_index not in (None, 0), SLICE_OUT_OF_RANGE, "a slice"),
     ):
         if asked:
             raise ImageRejected(

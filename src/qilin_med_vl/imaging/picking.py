@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from qilin_med_vl.data.images import ImageRejected
+from qilin_med_vl.imaging.reasons import FRAME_OUT_OF_RANGE, SLICE_OUT_OF_RANGE, ImageRejected
+
+OUT_OF_RANGE = {"slice": SLICE_OUT_OF_RANGE, "frame": FRAME_OUT_OF_RANGE}  # what -> reason code
 
 
 def pick_index(requested: int | None, count: int, name: str, what: str) -> int:
@@ -11,7 +13,7 @@ def pick_index(requested: int | None, count: int, name: str, what: str) -> int:
         return count // 2
     if not 0 <= requested < count:
         raise ImageRejected(
-            f"{what}_out_of_range",
+            OUT_OF_RANGE[what],
             f"{name}: {what} {requested} is out of range; this study has {count} ({what}s 0-{count - 1})",
         )
     return requested

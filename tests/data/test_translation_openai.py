@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from qilin_med_vl.data import translation_reasons as reasons
-from qilin_med_vl.data.openai_translator import TranslationServiceError
-from qilin_med_vl.data.translate import Translation, TranslatorConfig, TranslatorConfigError, make_translator
-from qilin_med_vl.data.translation_checks import CheckThresholds, check_translation
-from qilin_med_vl.data.translation_memory import TranslationMemory
+from qilin_med_vl.data.translation import pairs as pairs_format
+from qilin_med_vl.data.translation import reasons
+from qilin_med_vl.data.translation.checks import CheckThresholds, check_translation
+from qilin_med_vl.data.translation.config import Translation, TranslatorConfig, TranslatorConfigError
+from qilin_med_vl.data.translation.factory import make_translator
+from qilin_med_vl.data.translation.memory import TranslationMemory
+from qilin_med_vl.data.translation.openai_backend import TranslationServiceError
 from qilin_med_vl.errors import QilinError
 
 KEY_ENV = "QILIN_TEST_TRANSLATION_KEY"
@@ -221,7 +223,7 @@ def test_bad_settings_are_named(tmp_path):
 
 CHILD = """
 import json, sys
-from qilin_med_vl.data.translate import TranslatorConfig, make_translator
+from qilin_med_vl.data.translation import TranslatorConfig, make_translator
 config = TranslatorConfig(**json.loads(sys.argv[1]))
 translator = make_translator(config)
 translator.translate_batch(json.loads(sys.argv[2]))
@@ -298,12 +300,11 @@ def test_a_killed_run_resumes_without_repeating_any_paid_request(tmp_path, api_k
 
 
 def test_imported_pairs_are_served_without_a_request(tmp_path, api_key):
-    from qilin_med_vl.data import tm_cli
 
     pairs = tmp_path / "pairs.jsonl"
-    tm_cli.write_pairs(pairs, "jsonl", [(TEXTS[0], "我们自己的译文：胸部CT显示右肺上叶3 cm结节。")])
+    pairs_format.write_pairs(pairs, "jsonl", [(TEXTS[0], "我们自己的译文：胸部CT显示右肺上叶3 cm结节。")])
     memory = TranslationMemory(tmp_path / "tm.sqlite")
-    memory.import_pairs("fake-gpt", "zh-v1", tm_cli.read_pairs(pairs, "jsonl"))
+    memory.import_pairs("fake-gpt", "zh-v1", pairs_format.read_pairs(pairs, "jsonl"))
     memory.close()
     with fake.FakeChatServer() as server:
         results, stats = _translate(_config(server, tmp_path), TEXTS[:2])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.medical import WINDOW_PRESETS, load_study
-from qilin_med_vl.data.windows import WINDOW_CHOICES, WINDOW_HELP, Window, parse_window, percentile_window
 from qilin_med_vl.errors import DataError, QilinError
+from qilin_med_vl.imaging.reasons import ImageRejected
+from qilin_med_vl.imaging.study import WINDOW_PRESETS, load_study
+from qilin_med_vl.imaging.windows import WINDOW_CHOICES, WINDOW_HELP, Window, parse_window, percentile_window
 
 
 def picture() -> Image.Image:

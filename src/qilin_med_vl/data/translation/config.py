@@ -1,11 +1,8 @@
-"""English→Chinese translation of dataset texts: the interface the dataset builder calls.
+"""The translator's settings and its interface: `TranslatorConfig`, `Translator`, `Translation`.
 
-`make_translator(config)` returns a `Translator`; `translate_batch` returns one `Translation` per input
-text, in order. A translation that fails its quality checks has `text=None` and a `reason` code that the
-builder records in the manifest (codes: translation_reasons.py). Backend `none` keeps the source text
-(offline builds); backend `openai` talks to any OpenAI-compatible chat endpoint (openai_translator.py)
-through a translation memory (translation_memory.py), quality checks (translation_checks.py) and an
-optional glossary (glossary.py). docs/translation.md is the user's guide.
+`translate_batch` returns one `Translation` per input text, in order. A translation that fails its
+quality checks has `text=None` and a `reason` code that the builder records in the manifest (codes:
+reasons.py). docs/translation.md is the user's guide.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from qilin_med_vl.data.translation_prompt import PROMPT_VERSION
+from qilin_med_vl.data.translation.prompt import PROMPT_VERSION
 from qilin_med_vl.errors import QilinError
 
 BACKENDS = ("none", "openai")
@@ -61,16 +58,6 @@ class Translator(Protocol):
     def translate_batch(self, texts: Sequence[str]) -> list[Translation]: ...
 
     def close(self) -> None: ...
-
-
-class KeepSourceTranslator:
-    """Backend `none`: returns each text unchanged (builds without a translation service)."""
-
-    def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
-        return [Translation(source=text, text=text) for text in texts]
-
-    def close(self) -> None:
-        pass
 
 
 class TranslatorConfigError(QilinError):
@@ -122,25 +109,3 @@ def validate_config(config: TranslatorConfig) -> None:
         problems.append("prompt_version must not be empty")
     if problems:
         raise TranslatorConfigError("translator settings: " + "; ".join(problems))
-
-
-def make_translator(config: TranslatorConfig) -> Translator:
-    validate_config(config)
-    if config.backend == "none":
-        return KeepSourceTranslator()
-    # the openai backend's modules need httpx (the `data` extra): import them only when asked for
-    from qilin_med_vl.data.glossary import Glossary, load_cmekg_glossary, load_glossary_csv
-    from qilin_med_vl.data.openai_translator import OpenAITranslator
-    from qilin_med_vl.data.translation_memory import TranslationMemory, default_memory_path
-
-    glossary: Glossary | None = None
-    if config.use_cmekg or config.glossary_csv:
-        glossary = load_cmekg_glossary() if config.use_cmekg else Glossary()
-        if config.glossary_csv:
-            glossary.update(load_glossary_csv(config.glossary_csv))
-    memory = TranslationMemory(config.cache_path or default_memory_path())
-    try:
-        return OpenAITranslator(config, memory, glossary)
-    except BaseException:
-        memory.close()
-        raise

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qilin_med_vl.data import translation_reasons as reasons
-from qilin_med_vl.data.glossary import Glossary, normalize_text
+from qilin_med_vl.data.translation import reasons
+from qilin_med_vl.data.translation.glossary import Glossary, normalize_text
 
 # unit symbol → Chinese names accepted in its place; symbols match case-sensitively in the English source
 UNIT_NAMES: dict[str, tuple[str, ...]] = {

@@ -16,10 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.picking import pick_index
-from qilin_med_vl.data.records import IMAGE_TOO_LARGE
-from qilin_med_vl.data.windows import Window, WindowChoice, percentile_window
+from qilin_med_vl.imaging.picking import pick_index
+from qilin_med_vl.imaging.reasons import (
+    DICOM_NO_DECODER,
+    DICOM_NO_IMAGE,
+    DICOM_PIXELS_UNREADABLE,
+    DICOM_SUPPORT_MISSING,
+    DICOM_UNREADABLE,
+    DICOM_UNSUPPORTED_COMPRESSION,
+    IMAGE_TOO_LARGE,
+    WINDOW_NOT_APPLICABLE,
+    ImageRejected,
+)
+from qilin_med_vl.imaging.windows import Window, WindowChoice, percentile_window
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +92,7 @@ def read_dataset(source: Path | bytes, name: str, *, header_only: bool = False):
         from pydicom.errors import InvalidDicomError
     except ImportError:
         raise ImageRejected(
-            "dicom_support_missing",
+            DICOM_SUPPORT_MISSING,
             f"{name}: DICOM input needs pydicom: pip install 'qilin-med-vl[dicom]'",
         ) from None
 
@@ -94,7 +103,7 @@ def read_dataset(source: Path | bytes, name: str, *, header_only: bool = False):
         ds = pydicom.dcmread(stream, force=bare, stop_before_pixels=header_only)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as error:
         raise ImageRejected(
-            "dicom_unreadable", f"{name}: not a readable DICOM file ({type(error).__name__}: {error})"
+            DICOM_UNREADABLE, f"{name}: not a readable DICOM file ({type(error).__name__}: {error})"
         ) from error
     _record_transfer_syntax(ds)
     return ds
@@ -178,7 +187,7 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
     """Decode one frame of `ds` into display pixels: Modality LUT, VOI LUT or window, photometric rules."""
     if not any(keyword in ds for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageRejected(
-            "dicom_no_image",
+            DICOM_NO_IMAGE,
             f"{name}: this DICOM object has no pixel data ({_sop_class_name(ds)}); "
             "if it should hold an image, the file is truncated or damaged",
         )
@@ -198,14 +207,14 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
         overrides["photometric_interpretation"] = photometric
     if window.window is not None and photometric not in _GREY:
         raise ImageRejected(
-            "window_not_applicable",
+            WINDOW_NOT_APPLICABLE,
             f"{name}: windows apply to greyscale images; this one is {photometric or 'of unknown colour'}. "
             "Leave the window unset (auto) for colour images.",
         )
     modality = allowed_text(ds, "Modality", _CODE)
     if window.preset is not None and modality != "CT":
         raise ImageRejected(
-            "window_not_applicable",
+            WINDOW_NOT_APPLICABLE,
             f"{name}: the '{window.preset}' window is in Hounsfield units and applies to CT; this study's "
             f"modality is {modality or 'unknown'}. Use the automatic window, or an "
             "explicit 'centre,width' in this study's units.",
@@ -217,7 +226,7 @@ def decode_dicom(ds, name: str, *, window: WindowChoice, frame: int | None, max_
         raw = pixel_array(ds, index=index if frames > 1 else None, **overrides)
     except Exception as error:  # any decoder failure: corrupt, truncated or unsupported pixel data
         raise ImageRejected(
-            "dicom_pixels_unreadable",
+            DICOM_PIXELS_UNREADABLE,
             f"{name}: cannot decode the pixel data ({_syntax_text(syntax)}): {type(error).__name__}: {error}"
             + _other_decoders(syntax),
         ) from error
@@ -270,13 +279,13 @@ def _require_decoder(syntax, name: str) -> None:
         decoder = get_decoder(syntax)
     except NotImplementedError:
         raise ImageRejected(
-            "dicom_unsupported_compression",
+            DICOM_UNSUPPORTED_COMPRESSION,
             f"{name}: pixel data compressed as {_syntax_text(syntax)} is not supported by pydicom",
         ) from None
     if not decoder.is_available:
         options = "; ".join(decoder.missing_dependencies) or "a pydicom pixel data plugin"
         raise ImageRejected(
-            "dicom_no_decoder",
+            DICOM_NO_DECODER,
             f"{name}: pixel data is compressed as {_syntax_text(syntax)} and no decoder for it is installed. "
             f"Install one of: {options}",
         )

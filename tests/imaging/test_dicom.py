@@ -14,8 +14,8 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import MPEG2MPML, HTJ2KLossless, JPEGExtended12Bit, JPEGLosslessSV1
 
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.medical import WINDOW_PRESETS, Study, load_study
+from qilin_med_vl.imaging.reasons import ImageRejected
+from qilin_med_vl.imaging.study import WINDOW_PRESETS, Study, load_study
 
 
 def study_file(name: str) -> Path:

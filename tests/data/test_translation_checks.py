@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from qilin_med_vl.data import translation_reasons as reasons
-from qilin_med_vl.data.glossary import (
-    Glossary,
-    cmekg_available,
-    cmekg_pairs,
-    load_cmekg_glossary,
-    load_glossary_csv,
-)
-from qilin_med_vl.data.translation_checks import (
+from qilin_med_vl.data.translation import reasons
+from qilin_med_vl.data.translation.checks import (
     CheckThresholds,
     check_translation,
     chinese_share,
     numbers_in,
     quantities_in,
+)
+from qilin_med_vl.data.translation.glossary import (
+    Glossary,
+    cmekg_available,
+    cmekg_pairs,
+    load_cmekg_glossary,
+    load_glossary_csv,
 )
 from qilin_med_vl.errors import DataError
 
@@ -169,7 +169,7 @@ def test_cmekg_glossary_loads_offline_from_the_installed_package():
 
 
 def test_cmekg_reader_refuses_pickles_that_would_run_code(tmp_path: Path):
-    from qilin_med_vl.data.glossary import _PlainDataUnpickler
+    from qilin_med_vl.data.translation.glossary import _PlainDataUnpickler
 
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"x": Path("/")}))

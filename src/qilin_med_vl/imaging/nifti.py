@@ -18,10 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from qilin_med_vl.data.images import ImageRejected
-from qilin_med_vl.data.picking import pick_index
-from qilin_med_vl.data.records import IMAGE_TOO_LARGE
-from qilin_med_vl.data.windows import Window, WindowChoice, percentile_window
+from qilin_med_vl.imaging.picking import pick_index
+from qilin_med_vl.imaging.reasons import (
+    AXIS_OUT_OF_RANGE,
+    FRAME_OUT_OF_RANGE,
+    IMAGE_TOO_LARGE,
+    NIFTI_SUPPORT_MISSING,
+    NIFTI_UNREADABLE,
+    NIFTI_UNSUPPORTED,
+    ImageRejected,
+)
+from qilin_med_vl.imaging.windows import Window, WindowChoice, percentile_window
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +96,7 @@ def load_nifti(
 
     if image.get_data_dtype().kind not in "iuf":
         raise ImageRejected(
-            "nifti_unsupported", f"{name}: NIfTI data type {image.get_data_dtype()} is not a scalar intensity"
+            NIFTI_UNSUPPORTED, f"{name}: NIfTI data type {image.get_data_dtype()} is not a scalar intensity"
         )
     try:
         image = nibabel.as_closest_canonical(image)
@@ -100,12 +107,12 @@ def load_nifti(
         shape = shape[:-1]
     if len(shape) < 2 or len(shape) > 4:
         raise ImageRejected(
-            "nifti_unsupported",
+            NIFTI_UNSUPPORTED,
             f"{name}: a NIfTI image of shape {shape} is not 2-D, 3-D or 4-D (3-D over time)",
         )
     if axis not in (0, 1, 2) or (len(shape) == 2 and axis != 2):
         raise ImageRejected(
-            "axis_out_of_range",
+            AXIS_OUT_OF_RANGE,
             f"{name}: axis {axis} does not exist; use 0 (sagittal), 1 (coronal) or 2 (axial)",
         )
     volume_shape = shape[:3] + (1,) * (3 - len(shape[:3]))
@@ -126,7 +133,7 @@ def load_nifti(
         facts.update(frame=str(volume_at), frames=str(shape[3]))
     elif frame not in (None, 0):
         raise ImageRejected(
-            "frame_out_of_range", f"{name}: frame {frame} asked of a NIfTI image with one volume"
+            FRAME_OUT_OF_RANGE, f"{name}: frame {frame} asked of a NIfTI image with one volume"
         )
     index_tuple = tuple(index[: len(image.shape)]) + (0,) * (len(image.shape) - len(index))
     try:
@@ -134,7 +141,7 @@ def load_nifti(
         values = np.asarray(image.dataobj[index_tuple], dtype=np.float64).reshape(plane)  # (plane0, plane1)
     except (OSError, ValueError, EOFError, zlib.error) as error:
         raise ImageRejected(
-            "nifti_unreadable", f"{name}: cannot read the NIfTI voxel data ({error})"
+            NIFTI_UNREADABLE, f"{name}: cannot read the NIfTI voxel data ({error})"
         ) from error
     spacing = [float(zoom) for zoom in image.header.get_zooms()[:3]]
     if all(zoom > 0 for zoom in spacing):
@@ -151,7 +158,7 @@ def _read_image(source: Path | bytes, name: str):
         import nibabel
     except ImportError:
         raise ImageRejected(
-            "nifti_support_missing", f"{name}: NIfTI input needs nibabel: pip install 'qilin-med-vl[dicom]'"
+            NIFTI_SUPPORT_MISSING, f"{name}: NIfTI input needs nibabel: pip install 'qilin-med-vl[dicom]'"
         ) from None
 
     if isinstance(source, Path):
@@ -164,17 +171,17 @@ def _read_image(source: Path | bytes, name: str):
     head = gunzip_head(data) if compressed else data[:NIFTI2_HEADER_BYTES]
     kind = nifti_kind(head or b"")
     if kind is None:
-        raise ImageRejected("nifti_unreadable", f"{name}: not a NIfTI-1 or NIfTI-2 file")
+        raise ImageRejected(NIFTI_UNREADABLE, f"{name}: not a NIfTI-1 or NIfTI-2 file")
     if kind in ("ni1", "ni2"):
         if isinstance(source, Path):
             try:
                 return nibabel.load(source)
             except (OSError, ValueError, nibabel.filebasedimages.ImageFileError) as error:
                 raise ImageRejected(
-                    "nifti_unreadable", f"{name}: cannot read the NIfTI pair ({error})"
+                    NIFTI_UNREADABLE, f"{name}: cannot read the NIfTI pair ({error})"
                 ) from error
         raise ImageRejected(
-            "nifti_unsupported",
+            NIFTI_UNSUPPORTED,
             f"{name}: a NIfTI header without its image (.hdr/.img pair); give a single-file .nii or .nii.gz",
         )
     image_class = nibabel.Nifti1Image if kind == "n+1" else nibabel.Nifti2Image
@@ -185,7 +192,7 @@ def _read_image(source: Path | bytes, name: str):
             header.get_data_dtype().itemsize
         )
     except (ValueError, OverflowError, nibabel.spatialimages.HeaderDataError) as error:
-        raise ImageRejected("nifti_unreadable", f"{name}: invalid NIfTI header ({error})") from error
+        raise ImageRejected(NIFTI_UNREADABLE, f"{name}: invalid NIfTI header ({error})") from error
     if needed > MAX_NIFTI_BYTES:
         raise ImageRejected(
             IMAGE_TOO_LARGE, f"{name}: the volume needs {needed} bytes, over the limit of {MAX_NIFTI_BYTES}"
@@ -195,12 +202,10 @@ def _read_image(source: Path | bytes, name: str):
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
                 data = unzipped.read(needed)
         except (OSError, EOFError, zlib.error) as error:
-            raise ImageRejected(
-                "nifti_unreadable", f"{name}: the gzip stream is corrupt ({error})"
-            ) from error
+            raise ImageRejected(NIFTI_UNREADABLE, f"{name}: the gzip stream is corrupt ({error})") from error
     if len(data) < needed:
         raise ImageRejected(
-            "nifti_unreadable", f"{name}: truncated NIfTI file: {len(data)} bytes, the header needs {needed}"
+            NIFTI_UNREADABLE, f"{name}: truncated NIfTI file: {len(data)} bytes, the header needs {needed}"
         )
     try:
         return image_class.from_bytes(data[:needed])
@@ -209,7 +214,7 @@ def _read_image(source: Path | bytes, name: str):
         nibabel.spatialimages.HeaderDataError,
         nibabel.filebasedimages.ImageFileError,
     ) as error:
-        raise ImageRejected("nifti_unreadable", f"{name}: cannot read the NIfTI file ({error})") from error
+        raise ImageRejected(NIFTI_UNREADABLE, f"{name}: cannot read the NIfTI file ({error})") from error
 
 
 def _window(values: np.ndarray, header, window: WindowChoice) -> tuple[np.ndarray, str]:

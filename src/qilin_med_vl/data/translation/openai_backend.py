@@ -28,18 +28,18 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from qilin_med_vl.data import translation_reasons as reasons
-from qilin_med_vl.data.glossary import Glossary
-from qilin_med_vl.data.translate import (
+from qilin_med_vl.data.translation import reasons
+from qilin_med_vl.data.translation.checks import CheckFailure, CheckThresholds, check_translation
+from qilin_med_vl.data.translation.config import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
     Translation,
     TranslatorConfig,
 )
-from qilin_med_vl.data.translation_checks import CheckFailure, CheckThresholds, check_translation
-from qilin_med_vl.data.translation_memory import RecordedFailure, TranslationMemory
-from qilin_med_vl.data.translation_prompt import translation_messages
+from qilin_med_vl.data.translation.glossary import Glossary
+from qilin_med_vl.data.translation.memory import RecordedFailure, TranslationMemory
+from qilin_med_vl.data.translation.prompt import translation_messages
 from qilin_med_vl.errors import QilinError
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})  # plus every 5xx

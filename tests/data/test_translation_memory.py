@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from qilin_med_vl.data import tm_cli
-from qilin_med_vl.data.translation_memory import TranslationMemory
+from qilin_med_vl.data.translation import cli as tm_cli
+from qilin_med_vl.data.translation import pairs as pairs_format
+from qilin_med_vl.data.translation.memory import TranslationMemory
 from qilin_med_vl.errors import DataError
 
 PAIRS = [
@@ -38,7 +39,7 @@ def write_tsv(path: Path, pairs) -> None:
 def test_import_then_export_round_trips_every_pair(tmp_path: Path, suffix: str, capsys):
     cache = tmp_path / "tm.sqlite"
     source_file = tmp_path / f"pairs{suffix}"
-    tm_cli.write_pairs(source_file, suffix[1:], PAIRS)
+    pairs_format.write_pairs(source_file, suffix[1:], PAIRS)
 
     assert (
         run_tm("import", str(source_file), "--cache", str(cache), "--model", "m1", "--prompt-version", "v9")
@@ -50,7 +51,7 @@ def test_import_then_export_round_trips_every_pair(tmp_path: Path, suffix: str, 
         run_tm("export", str(exported), "--cache", str(cache), "--model", "m1", "--prompt-version", "v9") == 0
     )
 
-    assert list(tm_cli.read_pairs(exported, suffix[1:])) == sorted(PAIRS)
+    assert list(pairs_format.read_pairs(exported, suffix[1:])) == sorted(PAIRS)
     # the exported file is readable by the ordinary tools of its format
     if suffix == ".tsv":
         with exported.open(encoding="utf-8", newline="") as handle:
@@ -75,10 +76,10 @@ def test_pairs_go_under_the_key_the_flags_name(tmp_path: Path):
 def test_defaults_are_the_builds_defaults(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     pairs = tmp_path / "pairs.jsonl"
-    tm_cli.write_pairs(pairs, "jsonl", PAIRS[:2])
+    pairs_format.write_pairs(pairs, "jsonl", PAIRS[:2])
     run_tm("import", str(pairs))
-    from qilin_med_vl.data.translate import DEFAULT_MODEL
-    from qilin_med_vl.data.translation_prompt import PROMPT_VERSION
+    from qilin_med_vl.data.translation.config import DEFAULT_MODEL
+    from qilin_med_vl.data.translation.prompt import PROMPT_VERSION
 
     with TranslationMemory(tmp_path / "xdg" / "qilin-med-vl" / "translation_memory.sqlite") as memory:
         assert memory.keys() == [(DEFAULT_MODEL, PROMPT_VERSION, 2)]
