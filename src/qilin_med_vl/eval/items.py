@@ -7,7 +7,7 @@ how to score an answer (`score`). Backends turn prompts into predictions; the ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,3 +47,18 @@ class Task(Protocol):
     def prompt(self, item: EvalItem) -> str: ...
 
     def score(self, item: EvalItem, prediction: str) -> ItemScore: ...
+
+
+METRIC_STYLES = ("qilin", "llava-med")  # ours (documented in docs/evaluation.md), or LLaVA-Med's formulas
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What `qilin eval` passes to a task factory besides the data folder."""
+
+    mode: str | None = None  # pmc-vqa: "choice" | "open" (None: the task's default)
+    lang: str = "all"  # slake: "zh" | "en" | "all"
+    metric_style: str = "qilin"  # one of METRIC_STYLES
+
+
+TaskFactory = Callable[[Path, TaskOptions], Task]  # what `qilin_med_vl.eval.tasks.TASKS` maps names to
