@@ -71,7 +71,7 @@ def test_lora_only_in_stage_two(capsys, tmp_path):
             "train",
             "--config",
             str(TINY_INSTRUCT),
-            "stage=align",
+            "stage=alignment",
             "lora.enabled=true",
             f"output_dir={tmp_path}",
         ]

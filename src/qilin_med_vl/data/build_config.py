@@ -21,7 +21,17 @@ from qilin_med_vl.errors import DataError
 
 TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # default place of the cache, inside the output folder
 DEFAULT_BATCH_SIZE = 64  # texts are translated and records written this many rows at a time
-TOP_LEVEL_KEYS = ("out", "seed", "batch_size", "sources", "filters", "images", "templates", "translator")
+TOP_LEVEL_KEYS = (
+    "out",
+    "seed",
+    "batch_size",
+    "sources",
+    "filters",
+    "images",
+    "templates",
+    "split",
+    "translator",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class BuildConfig:
     vqa_format: str = "open"
     case_report_alignment_fields: tuple[str, ...] = DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS
     translator: dict[str, Any] = field(default_factory=dict)
+    test_fraction: float = 0.0  # share of PMC articles held out as the `test` split (data/split.py)
 
     def translator_config(self, out: Path) -> TranslatorConfig:
         """The translator settings; the translation memory lives in the output folder unless set."""
@@ -63,6 +74,7 @@ class BuildConfig:
                 "vqa_format": self.vqa_format,
                 "case_report_alignment_fields": list(self.case_report_alignment_fields),
             },
+            "split": {"test": self.test_fraction},
             "translator": {key: _jsonable(value) for key, value in sorted(self.translator.items())},
         }
 
@@ -134,6 +146,13 @@ def parse_build_config(data: dict, where: str) -> BuildConfig:
     if not alignment_fields or not set(alignment_fields) <= {"inline", "context"}:
         raise DataError(f"{where}: templates.case_report_alignment_fields takes 'inline' and/or 'context'")
     translator = _section(data, "translator", translator_fields(), where)
+    split = _section(data, "split", ("test",), where)
+    try:
+        test_fraction = float(split.get("test", 0.0))
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: split.test must be a number, e.g. 0.02") from None
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"{where}: split.test is {test_fraction}; it must be in [0, 1), e.g. 0.02")
     return BuildConfig(
         sources=sources,
         out=Path(str(data["out"])) if data.get("out") else None,
@@ -146,6 +165,7 @@ def parse_build_config(data: dict, where: str) -> BuildConfig:
         vqa_format=vqa_format,
         case_report_alignment_fields=alignment_fields,
         translator=dict(translator),
+        test_fraction=test_fraction,
     )
 
 

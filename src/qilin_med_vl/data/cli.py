@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from qilin_med_vl.data.translation import cli as tm_cli
+from qilin_med_vl.llava_format import STAGES
 
 TRANSLATOR_BACKENDS = ("none", "openai")
 
@@ -147,13 +148,19 @@ def _add_link(commands) -> None:
         default="copy",
         help="how images are placed under OUT/images (default copy)",
     )
+    parser.add_argument(
+        "--stage",
+        choices=STAGES,
+        default=None,
+        help="the training stage the files feed (default: from the released file names)",
+    )
     parser.set_defaults(handler=_run_link)
 
 
 def _run_link(args: argparse.Namespace) -> int:
     from qilin_med_vl.data.link import link_released
 
-    report = link_released(args.released, args.images, args.out, mode=args.mode)
+    report = link_released(args.released, args.images, args.out, mode=args.mode, stage=args.stage)
     for name, entry in report["files"].items():
         print(
             f"{name}: {entry['records']} records, {entry['linked']} linked, {entry['missing']} missing images"

@@ -24,7 +24,8 @@ from transformers import (
 )
 
 from qilin_med_vl.errors import QilinError
-from qilin_med_vl.model.chat_template import CHAT_TEMPLATES, IMAGE_TOKEN
+from qilin_med_vl.llava_format import IMAGE_TOKEN
+from qilin_med_vl.model.chat_template import CHAT_TEMPLATES
 from qilin_med_vl.model.projector import PROJECTOR_ACTIVATIONS
 
 VISION_FEATURE_LAYER = -2  # penultimate layer, as LLaVA and the paper (section 5.2)

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from qilin_med_vl.errors import QilinError
+from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION, STAGES
 
-STAGES = ("align", "instruct")
 TEMPLATES = ("chat", "plain", "vicuna_v1", "llm")
 SAMPLING = ("random", "group_by_length", "sequential")
 LOAD_DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -43,10 +43,12 @@ class LoraConfig:
 
 @dataclass
 class TrainConfig:
-    stage: str = "align"
+    stage: str = ALIGNMENT
     model: str = ""  # HF-native directory (stage 2: stage 1's output directory)
-    data: str = ""  # JSONL file, JSON list file, or a directory of *.jsonl shards
-    image_folder: str | None = None  # default: the data file's directory
+    data: str = (
+        ""  # a `qilin data build` folder (its `stage` files), a JSONL/JSON file, or a folder of *.jsonl
+    )
+    image_folder: str | None = None  # default: the build's image root, or the data file's directory
     output_dir: str = "runs/align"
     template: str = "chat"  # chat (processor's template) | plain (LLaVA pretrain) | vicuna_v1 | llm
     max_length: int = 2048
@@ -91,11 +93,13 @@ class TrainConfig:
         if not self.model:
             raise bad("`model` is empty: give an HF-native model directory (`qilin model create ...`)")
         if not self.data:
-            raise bad("`data` is empty: give a JSONL file, a JSON list or a directory of *.jsonl shards")
+            raise bad(
+                "`data` is empty: give a `qilin data build` folder, a JSONL file, a JSON list or a folder of *.jsonl"
+            )
         if self.max_length < 8:
             raise bad(f"max_length {self.max_length} is too small")
-        if self.lora.enabled and self.stage != "instruct":
-            raise bad("LoRA applies to the language model, which only trains in stage `instruct`")
+        if self.lora.enabled and self.stage != INSTRUCTION:
+            raise bad("LoRA applies to the language model, which only trains in stage `instruction`")
         if self.device not in ("auto", "cpu"):
             raise bad(f"device {self.device!r} is not auto or cpu (the launcher picks GPUs)")
         if self.load_dtype not in LOAD_DTYPES:
