@@ -28,7 +28,7 @@ def test_shipped_configs_load_and_name_their_command(name):
 
 def test_paper_hyperparameters():
     align, instruct = load_config(CONFIGS / "align.yaml"), load_config(CONFIGS / "instruct.yaml")
-    # DESIGN.md section 2 (paper 5.2): lr 1e-3 / 2e-5, batch 32 / 16 per GPU on 8 GPUs, 1 epoch,
+    # the paper (section 5.2): lr 1e-3 / 2e-5, batch 32 / 16 per GPU on 8 GPUs, 1 epoch,
     # warmup 0.03, cosine, max length 2048, bf16
     assert (align.learning_rate, align.per_device_train_batch_size) == (1e-3, 32)
     assert (instruct.learning_rate, instruct.per_device_train_batch_size) == (2e-5, 16)

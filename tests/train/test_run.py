@@ -60,7 +60,10 @@ def stage2_dir(stage1_dir, data_dir, tmp_path_factory):
 
 
 def test_stage1_then_stage2_outputs(stage1_dir, stage2_dir, data_dir):
-    for directory, stage, model in ((stage1_dir, "alignment", None), (stage2_dir, "instruction", str(stage1_dir))):
+    for directory, stage, model in (
+        (stage1_dir, "alignment", None),
+        (stage2_dir, "instruction", str(stage1_dir)),
+    ):
         config = yaml.safe_load((directory / "train_config.yaml").read_text(encoding="utf-8"))
         assert config["stage"] == stage
         if model:
