@@ -111,3 +111,18 @@ def test_the_test_split_holds_whole_articles_and_is_counted_as_kept(tmp_path):
     for stages in manifest["sources"].values():
         for entry in stages.values():
             assert entry["kept"] + sum(entry["dropped"].values()) == entry["read"]
+
+
+def test_build_takes_key_value_overrides_like_train(tmp_path, capsys):
+    config_path = write_published_sources(tmp_path)
+    code = main(["data", "build", "--config", str(config_path), "--no-progress", "seed=11",
+                 "split.test=0.5", "translator.model=my-model"])  # fmt: skip
+    assert code == 0
+    recorded = json.loads((tmp_path / "built/manifest.json").read_text())["config"]
+    assert (recorded["seed"], recorded["split"]["test"], recorded["translator"]["model"]) == (
+        11,
+        0.5,
+        "my-model",
+    )
+    assert main(["data", "build", "--config", str(config_path), "translator.colour=red"]) == 1
+    assert "unknown key(s) colour in 'translator'" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from qilin_med_vl.train.config import ConfigError, load_config, resolved_yaml
+from qilin_med_vl.config import ConfigError
+from qilin_med_vl.train.config import load_config, resolved_yaml
 from qilin_med_vl.train.records import read_records, training_data
 from tests.train.conftest import REPO
 
@@ -50,7 +51,7 @@ def test_overrides_and_numbers_without_a_dot(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("nonsense=1", r"unknown keys \['nonsense'\]"),
+        ("nonsense=1", r"unknown key\(s\) nonsense; known: stage, model"),
         ("max_steps", "not key=value"),
         ("learning_rate=fast", "not a number"),
     ],

@@ -27,6 +27,12 @@ def _add_build(commands) -> None:
     parser.add_argument(
         "--config", type=Path, required=True, help="YAML build config, e.g. configs/data/chimed_vl.yaml"
     )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="override config keys, e.g. seed=3 split.test=0.02 translator.model=gpt-4o-mini",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the config's 'out')")
     parser.add_argument(
         "--seed", type=int, default=None, help="template-draw seed (default: the config's 'seed')"
@@ -71,38 +77,26 @@ def _add_build(commands) -> None:
     parser.set_defaults(handler=_run_build)
 
 
+def build_overrides(args: argparse.Namespace) -> list[str]:
+    """The command line's settings as `key=value` overrides of the config (flags first, then overrides)."""
+    flags = {
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "translator.backend": args.translator,
+        "translator.base_url": args.base_url,
+        "translator.model": args.model,
+        "translator.api_key_env": args.api_key_env,
+    }
+    from_flags = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    return [*from_flags, *(f"translator.{option}" for option in args.translator_option), *args.overrides]
+
+
 def _run_build(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import yaml
-
     from qilin_med_vl.data.build import build, parse_shard
-    from qilin_med_vl.data.build_config import load_build_config, translator_fields
+    from qilin_med_vl.data.build_config import load_build_config
     from qilin_med_vl.errors import QilinError
 
-    config = load_build_config(args.config)
-    translator = dict(config.translator)
-    overrides = {
-        "backend": args.translator,
-        "base_url": args.base_url,
-        "model": args.model,
-        "api_key_env": args.api_key_env,
-    }
-    translator.update({key: value for key, value in overrides.items() if value is not None})
-    for option in args.translator_option:
-        key, separator, value = option.partition("=")
-        if not separator or key not in translator_fields():
-            raise QilinError(
-                f"--translator-option {option!r}: expected KEY=VALUE with KEY one of "
-                f"{', '.join(translator_fields())}"
-            )
-        translator[key] = yaml.safe_load(value)
-    changes = {"translator": translator}
-    if args.seed is not None:
-        changes["seed"] = args.seed
-    if args.batch_size is not None:
-        changes["batch_size"] = args.batch_size
-    config = dataclasses.replace(config, **changes)
+    config = load_build_config(args.config, build_overrides(args))
     out = args.out or config.out
     if out is None:
         raise QilinError(f"{args.config}: no output folder; pass --out DIR or set 'out' in the config")
