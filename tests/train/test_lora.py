@@ -76,7 +76,7 @@ def test_lora_only_in_stage_two(capsys, tmp_path):
             f"output_dir={tmp_path}",
         ]
     )
-    assert code == 1 and "only trains in stage `instruct`" in capsys.readouterr().err
+    assert code == 1 and "only trains in stage `instruction`" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(
