@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from qilin_med_vl.config import ConfigError
 from qilin_med_vl.data.translation import pairs as pairs_format
 from qilin_med_vl.data.translation import reasons
 from qilin_med_vl.data.translation.checks import CheckThresholds, check_translation
-from qilin_med_vl.config import ConfigError
 from qilin_med_vl.data.translation.config import Translation, TranslatorConfig
 from qilin_med_vl.data.translation.factory import make_translator
 from qilin_med_vl.data.translation.memory import TranslationMemory
