@@ -92,3 +92,14 @@ def test_killed_process_resumes_exactly(base_dir, data_dir, tmp_path):
     assert sorted(resumed) == list(range(1, steps + 1))
     for step in range(3, steps + 1):
         assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step
+
+
+def test_resuming_a_finished_run_trains_no_further_step(base_dir, data_dir, tmp_path):
+    common = [*FAST, f"model={base_dir}", f"data={data_dir / 'align.jsonl'}", "max_steps=3", "save_steps=2",
+              f"output_dir={tmp_path / 'run'}"]  # fmt: skip
+    run(load_config(TINY_ALIGN, common))
+    weights = (tmp_path / "run/model.safetensors").read_bytes()
+    again = run(load_config(TINY_ALIGN, [*common, "resume_from_checkpoint=latest"]))
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3]  # no step past max_steps
+    assert (tmp_path / "run/model.safetensors").read_bytes() == weights
+    assert [entry["step"] for entry in again.log_history if "loss" in entry] == [1, 2, 3]
