@@ -164,8 +164,10 @@ def _raster(
             stream.name = label  # open_image names the input by it in its messages
             image = open_image(stream, max_pixels)
         else:
-            image = open_image(data, max_pixels)
-            stream = io.BytesIO(_read_head(data, label))
+            with open(data, "rb") as handle:
+                stream = io.BytesIO(handle.read())
+            stream.name = label
+            image = open_image(stream, max_pixels)
     except ImageRejected as error:
         if error.reason != IMAGE_UNREADABLE:
             raise
