@@ -26,7 +26,9 @@ def test_building_the_parser_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys; from qilin_med_vl.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = (
+        "import sys; from qilin_med_vl.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -39,6 +39,7 @@ from qilin_med_vl.data.translation.config import (
     DEFAULT_MODEL,
     Translation,
     TranslatorConfig,
+    needs_translation,
 )
 from qilin_med_vl.data.translation.glossary import Glossary
 from qilin_med_vl.data.translation.memory import RecordedFailure, TranslationMemory
@@ -162,8 +163,8 @@ class OpenAITranslator:
     # --- memory --------------------------------------------------------------------------------------
     def _known(self, source: str) -> Translation | None:
         """The outcome without a request: nothing to translate, a remembered translation or drop."""
-        if not any(character.isalpha() and character.isascii() for character in source):
-            return Translation(source=source, text=source)  # numbers, labels, Chinese: nothing English
+        if not needs_translation(source):
+            return Translation(source=source, text=source)
         target = self._memory.translation(self.model, self.prompt_version, source)
         if target is not None:
             self.stats.memory_hits += 1
