@@ -7,12 +7,19 @@ httpx, numpy, matplotlib) are imported inside the handlers, so `qilin --help` st
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from qilin_med_vl.errors import QilinError
 from qilin_med_vl.eval.backend import DEFAULT_BATCH_SIZE, DEFAULT_EVAL_MAX_NEW_TOKENS
-from qilin_med_vl.eval.endpoint_backend import DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
+from qilin_med_vl.eval.endpoint_backend import (
+    DEFAULT_BACKOFF_S,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_S,
+)
 from qilin_med_vl.eval.items import METRIC_STYLES
+from qilin_med_vl.eval.shard import Shard
 
 TASK_NAMES_HELP = "pmc-vqa, slake, vqa-rad, pathvqa, omnimedvqa, chimed-vl"
 EXAMPLES = """\
@@ -40,87 +47,140 @@ def register(parser: argparse.ArgumentParser) -> None:
         "  qilin eval compare RUN_DIR... [--out FILE]                runs side by side, paired test"
     )
     parser.epilog = EXAMPLES
+    run_actions: list[argparse.Action] = []
+    add = functools.partial(_add_recorded, run_actions)
     task = parser.add_argument_group("what to evaluate")
-    task.add_argument("--task", help=f"benchmark name: {TASK_NAMES_HELP}")
-    task.add_argument(
-        "--task-factory", metavar="MODULE:FUNCTION", help="your own task: FUNCTION(data_dir, TaskOptions)"
+    add(task, "--task", help=f"benchmark name: {TASK_NAMES_HELP}")
+    add(
+        task,
+        "--task-factory",
+        metavar="MODULE:FUNCTION",
+        help="your own task: FUNCTION(data_dir, TaskOptions)",
     )
-    task.add_argument("--data", type=Path, metavar="DIR", help="the benchmark's folder (its public files)")
-    task.add_argument("--mode", help="question form, for tasks that have two (pmc-vqa: choice | open)")
-    task.add_argument("--lang", default="all", choices=("zh", "en", "all"), help="languages (slake)")
-    task.add_argument(
-        "--metric-style", default="qilin", choices=METRIC_STYLES, help="our scoring or LLaVA-Med's formulas"
+    add(task, "--data", type=Path, metavar="DIR", help="the benchmark's folder (its public files)")
+    add(task, "--mode", help="question form, for tasks that have two (pmc-vqa: choice | open)")
+    add(task, "--lang", default="all", choices=("zh", "en", "all"), help="languages (slake)")
+    add(
+        task,
+        "--metric-style",
+        default="qilin",
+        choices=METRIC_STYLES,
+        help="our scoring or LLaVA-Med's formulas",
     )
-    task.add_argument("--limit", type=_positive, metavar="N", help="only the first N items")
-    task.add_argument("--shard", type=_shard, metavar="I/N", help="only items whose index %% N == I")
+    add(task, "--limit", type=_positive, metavar="N", help="only the first N items")
+    add(task, "--shard", type=_shard, metavar="I/N", help="only items whose index %% N == I")
 
     model = parser.add_argument_group("the model")
-    model.add_argument(
-        "--model", metavar="DIR|NAME", help="checkpoint folder; with --endpoint, the model name to ask for"
+    add(
+        model,
+        "--model",
+        metavar="DIR|NAME",
+        help="checkpoint folder; with --endpoint, the model name to ask for",
     )
-    model.add_argument(
-        "--endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://host:8000/v1"
-    )
-    model.add_argument(
+    add(model, "--endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    add(
+        model,
         "--api-key-env",
         metavar="VAR",
         help="environment variable holding the endpoint's API key (none: no key)",
     )
-    model.add_argument(
+    add(
+        model,
         "--batch-size",
         type=_positive,
         metavar="N",
         default=DEFAULT_BATCH_SIZE,
         help="items per batch (default: %(default)s)",
     )
-    model.add_argument(
+    add(
+        model,
         "--max-new-tokens",
         type=_positive,
         metavar="N",
         default=DEFAULT_EVAL_MAX_NEW_TOKENS,
         help="answer length limit (default: %(default)s)",
     )
-    model.add_argument(
-        "--device", metavar="DEVICE", help="checkpoint: torch device (default: cuda if available)"
-    )
-    model.add_argument("--dtype", default="auto", help="checkpoint: weight dtype (default: %(default)s)")
-    model.add_argument(
+    add(model, "--device", metavar="DEVICE", help="checkpoint: torch device (default: cuda if available)")
+    add(model, "--dtype", default="auto", help="checkpoint: weight dtype (default: %(default)s)")
+    add(
+        model,
         "--concurrency",
         type=_positive,
         metavar="N",
         default=DEFAULT_CONCURRENCY,
         help="endpoint: requests in flight (default: %(default)s)",
     )
-    model.add_argument(
+    add(
+        model,
         "--max-retries",
         type=int,
         metavar="N",
         default=DEFAULT_MAX_RETRIES,
         help="endpoint: retries per item (default: %(default)s)",
     )
-    model.add_argument(
+    add(
+        model,
+        "--retry-backoff",
+        type=float,
+        default=DEFAULT_BACKOFF_S,
+        metavar="SECONDS",
+        help="endpoint: wait before the first retry, doubled each time (default: %(default)s)",
+    )
+    add(
+        model,
         "--timeout",
         type=float,
         metavar="SECONDS",
         default=DEFAULT_TIMEOUT_S,
         help="endpoint: seconds per request (default: %(default)s)",
     )
-    parser.add_argument(
-        "--out", type=Path, metavar="DIR", help="the run's folder (resumed if it holds this run)"
+    add(parser, "--out", type=Path, metavar="DIR", help="the run's folder (resumed if it holds this run)")
+    parser.set_defaults(
+        handler=run_handler, command_words=functools.partial(_command_words, ["eval"], run_actions)
     )
-    parser.set_defaults(handler=run_handler)
 
     actions = parser.add_subparsers(dest="eval_action", title="other actions", metavar="{merge,compare}")
     merge = actions.add_parser("merge", help="join the folders of a sharded run", description=_merge_help())
-    merge.add_argument("folders", nargs="+", type=Path, metavar="SHARD_DIR")
-    merge.add_argument("--out", type=Path, required=True, metavar="DIR", help="the merged run's folder")
-    merge.set_defaults(handler=merge_handler)
+    merge_actions: list[argparse.Action] = []
+    merge_add = functools.partial(_add_recorded, merge_actions)
+    merge_add(merge, "folders", nargs="+", type=Path, metavar="SHARD_DIR")
+    merge_add(merge, "--out", type=Path, required=True, metavar="DIR", help="the merged run's folder")
+    merge.set_defaults(
+        handler=merge_handler,
+        command_words=functools.partial(_command_words, ["eval", "merge"], merge_actions),
+    )
     compare = actions.add_parser(
         "compare", help="runs side by side, with a paired test", description=_compare_help()
     )
-    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="first one: the baseline")
-    compare.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown table here")
-    compare.set_defaults(handler=compare_handler)
+    compare_actions: list[argparse.Action] = []
+    compare_add = functools.partial(_add_recorded, compare_actions)
+    compare_add(compare, "runs", nargs="+", type=Path, metavar="RUN_DIR", help="first one: the baseline")
+    compare_add(compare, "--out", type=Path, metavar="FILE", help="also write the Markdown table here")
+    compare.set_defaults(
+        handler=compare_handler,
+        command_words=functools.partial(_command_words, ["eval", "compare"], compare_actions),
+    )
+
+
+def _add_recorded(recorded: list[argparse.Action], container, *names, **options) -> argparse.Action:
+    """Add an argument and keep its action, so the command line can be rebuilt from parsed options."""
+    action = container.add_argument(*names, **options)
+    recorded.append(action)
+    return action
+
+
+def _command_words(prefix: list[str], actions: list[argparse.Action], args: argparse.Namespace) -> list[str]:
+    """The command line recorded in run.json, rebuilt from the parsed options (whatever called `main`):
+    positionals, then every option whose value differs from its default."""
+    words = list(prefix)
+    options = []
+    for action in actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:
+            words += [str(part) for part in (value if isinstance(value, list) else [value])]
+        elif value is not None and value != action.default:
+            options += [action.option_strings[0], str(value)]
+    return words + options
 
 
 def _merge_help() -> str:
@@ -144,10 +204,10 @@ def _positive(text: str) -> int:
     return value
 
 
-def _shard(text: str) -> tuple[int, int]:
+def _shard(text: str) -> Shard:
     index, separator, count = text.partition("/")
     try:
-        shard = (int(index), int(count))
+        shard = Shard(int(index), int(count))
     except ValueError:
         shard = None
     if not separator or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
@@ -174,6 +234,7 @@ def run_handler(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         shard=args.shard,
         limit=args.limit,
+        argv=args.command_words(args),
     )
     metrics = run_evaluation(task, backend, settings)
     _print_result(metrics, args.out)
@@ -193,6 +254,7 @@ def _backend(args: argparse.Namespace):
                 concurrency=args.concurrency,
                 max_retries=args.max_retries,
                 timeout_s=args.timeout,
+                backoff_s=args.retry_backoff,
             )
         )
     from qilin_med_vl.eval.engine_backend import EngineBackend
@@ -213,7 +275,7 @@ def _print_result(metrics: dict, out: Path) -> None:
 def merge_handler(args: argparse.Namespace) -> int:
     from qilin_med_vl.eval.merge import merge_shards
 
-    metrics = merge_shards(args.folders, args.out)
+    metrics = merge_shards(args.folders, args.out, argv=args.command_words(args))
     _print_result(metrics, args.out)
     return 0
 

@@ -18,6 +18,7 @@ from qilin_med_vl.eval.predictions import PREDICTIONS_FILE, read_predictions, wr
 from qilin_med_vl.eval.report import write_report
 from qilin_med_vl.eval.run_record import RUN_FILE, identity_differences, read_run_record, write_run_record
 from qilin_med_vl.eval.runner import select
+from qilin_med_vl.eval.shard import Shard
 from qilin_med_vl.eval.summary import build_metrics, write_metrics
 
 
@@ -50,7 +51,7 @@ def merge_shards(folders: Sequence[Path], out: Path, argv: Sequence[str] | None 
     records: dict[str, dict] = {}
     for folder, run in runs:
         shard = run["identity"]["shard"]
-        expected = select(range(run["data"]["items"]), run["limit"], (shard["index"], shard["count"]))
+        expected = select(range(run["data"]["items"]), run["limit"], Shard(**shard))
         answered = {entry["index"]: entry for entry in read_predictions(folder / PREDICTIONS_FILE)}
         unfinished = [index for index in expected if index not in answered]
         if unfinished:

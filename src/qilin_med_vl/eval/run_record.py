@@ -24,6 +24,7 @@ from pathlib import Path
 from qilin_med_vl import __version__
 from qilin_med_vl.errors import QilinError
 from qilin_med_vl.eval.items import EvalItem, TaskOptions
+from qilin_med_vl.eval.shard import Shard
 
 RUN_FILE = "run.json"
 RUN_FORMAT = 1  # bumped when run.json's layout changes
@@ -67,7 +68,7 @@ def build_run_record(
     prompt: dict,
     metric_version: str,
     max_new_tokens: int,
-    shard: tuple[int, int] | None,
+    shard: Shard | None,
     limit: int | None,
     argv: Sequence[str] | None = None,
 ) -> dict:
@@ -80,7 +81,7 @@ def build_run_record(
         "prompts_sha256": prompt["sha256"],
         "metric_version": metric_version,
         "max_new_tokens": max_new_tokens,
-        "shard": None if shard is None else {"index": shard[0], "count": shard[1]},
+        "shard": None if shard is None else shard._asdict(),
     }
     return {
         "format": RUN_FORMAT,

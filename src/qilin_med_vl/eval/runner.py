@@ -32,6 +32,7 @@ from qilin_med_vl.eval.run_record import (
     read_run_record,
     write_run_record,
 )
+from qilin_med_vl.eval.shard import Shard
 from qilin_med_vl.eval.summary import build_metrics, write_metrics
 from qilin_med_vl.eval.versions import METRIC_VERSION, prompt_version
 
@@ -43,18 +44,18 @@ class RunSettings:
     options: TaskOptions
     max_new_tokens: int
     batch_size: int
-    shard: tuple[int, int] | None = None  # (index, count)
+    shard: Shard | None = None
     limit: int | None = None
     argv: Sequence[str] | None = None  # recorded as the command line (default: sys.argv)
     progress: bool = True
 
 
-def select(items: Sequence[EvalItem], limit: int | None, shard: tuple[int, int] | None) -> list[int]:
+def select(items: Sequence, limit: int | None, shard: Shard | None) -> list[int]:
     """Indices of the items this run answers: the first `limit`, then those of the shard."""
     indices = range(len(items) if limit is None else min(limit, len(items)))
     if shard is None:
         return list(indices)
-    return [index for index in indices if index % shard[1] == shard[0]]
+    return [index for index in indices if shard.holds(index)]
 
 
 def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
