@@ -106,7 +106,9 @@ def _cut_unfinished_line(path: Path) -> None:
 
 
 def write_predictions(path: Path, records: Iterable[dict]) -> None:
-    """Write a whole predictions file at once (merged shards), in the given order."""
-    with path.open("w", encoding="utf-8") as handle:
+    """Replace a whole predictions file at once (merged shards, a finished run put in item order)."""
+    temporary = path.with_suffix(".jsonl.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    temporary.replace(path)  # a kill leaves the old file or the new one, never a mix

@@ -21,6 +21,7 @@ from qilin_med_vl.eval.predictions import (
     PredictionWriter,
     prediction_record,
     read_predictions,
+    write_predictions,
 )
 from qilin_med_vl.eval.report import write_report
 from qilin_med_vl.eval.run_record import (
@@ -86,12 +87,14 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
     if todo:
         _answer(task, backend, items, prompts, todo, settings, already=len(chosen) - len(todo))
 
+    unique = {
+        entry["id"]: entry for entry in reversed(read_predictions(out / PREDICTIONS_FILE))
+    }  # first wins
+    everything = sorted(unique.values(), key=lambda entry: entry["index"])
     chosen_ids = {items[index].id for index in chosen}
-    answered: dict[str, dict] = {}
-    for entry in read_predictions(out / PREDICTIONS_FILE):
-        if entry["id"] in chosen_ids:
-            answered.setdefault(entry["id"], entry)
-    records = sorted(answered.values(), key=lambda entry: entry["index"])
+    records = [entry for entry in everything if entry["id"] in chosen_ids]
+    if todo and len(records) == len(chosen):
+        write_predictions(out / PREDICTIONS_FILE, everything)  # answers came in any order; now item order
     metrics = build_metrics(record, records, len(chosen))
     write_metrics(out, metrics)
     write_report(out, metrics)
