@@ -16,6 +16,7 @@ fallbacks separately.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class ChoiceMatch:
 
 
 def _letter(answer: str, letters: set[str]) -> str | None:
-    text = answer.strip()
+    text = unicodedata.normalize("NFKC", answer).strip()  # full-width Ｂ and （Ｂ） read as B and (B)
     for pattern in (_BARE, _LEADING):
         match = pattern.match(text)
         if match and match.group(1).upper() in letters:

@@ -6,7 +6,7 @@ reference; for choice items, when the picked letter is the right one) and, by ty
   `reference_polarity`, `prediction_polarity`; score = polarities agree (a prediction without one
   scores 0), or exact match.
 - open: `recall` (the score), `precision`, `f1` on canonical words (jieba words for Chinese), plus
-  `recall_char`, `f1_char` on characters for Chinese.
+  `recall_char`, `f1_char` on characters for Chinese (without the synonym table).
 - choice: `matched_by` (letter | text | nearest | none), `predicted` (the letter or null).
 - caption: `bleu4`, `rouge_l` (the score) on characters for Chinese, words for English.
 With metric_style "llava-med", open and closed items use LLaVA-Med's formulas instead (details add
@@ -69,7 +69,8 @@ def score_open(prediction: str, reference: str, language: str) -> ItemScore:
         "f1": by_word.f1,
     }
     if language == "zh":
-        by_char = overlap(characters(predicted), characters(expected))
+        # surface overlap: characters of the normalised words, before synonyms merge 肺部 into "lung"
+        by_char = overlap(characters(words(prediction)), characters(words(reference)))
         details.update(recall_char=by_char.recall, f1_char=by_char.f1)
     return ItemScore(by_word.recall, details)
 
