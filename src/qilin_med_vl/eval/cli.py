@@ -67,6 +67,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         choices=METRIC_STYLES,
         help="our scoring or LLaVA-Med's formulas",
     )
+    add(
+        task,
+        "--image-cache",
+        type=Path,
+        metavar="DIR",
+        help="where tasks unpack images their files embed (default: beside the data)",
+    )
     add(task, "--limit", type=_positive, metavar="N", help="only the first N items")
     add(task, "--shard", type=_shard, metavar="I/N", help="only items whose index %% N == I")
 
@@ -223,7 +230,9 @@ def run_handler(args: argparse.Namespace) -> int:
     for flag, value in (("--data", args.data), ("--model", args.model), ("--out", args.out)):
         if value is None:
             raise QilinError(f"{flag} is required to run an evaluation (see `qilin eval --help`)")
-    options = TaskOptions(mode=args.mode, lang=args.lang, metric_style=args.metric_style)
+    options = TaskOptions(
+        mode=args.mode, lang=args.lang, metric_style=args.metric_style, image_cache=args.image_cache
+    )
     task = make_task(args.task, args.task_factory, args.data, options)
     backend = _backend(args)
     settings = RunSettings(

@@ -47,7 +47,7 @@ def render_report(metrics: dict) -> str:
         f"- items answered: {metrics['answered']} of {metrics['items']}"
         + ("" if metrics["complete"] else " (incomplete: rerun the command to finish)"),
         f"- refused by the backend: {metrics['refused']}",
-        f"- prompt version: {prompt.get('version')}; metric version: {metrics.get('metric_version')}",
+        f"- prompt version: {prompt.get('version')}; metric versions: {_versions(metrics.get('metric_version'))}",
         f"- command: `{metrics.get('command')}`",
         f"- date: {metrics.get('date')}; qilin {metrics.get('qilin_version')}",
         f"- intervals: {interval['method']}, {interval['resamples']} resamples, seed {interval['seed']}",
@@ -66,6 +66,12 @@ def render_report(metrics: dict) -> str:
             ]
     lines += [f"![scores per group]({CHART_FILE})", ""]
     return "\n".join(lines)
+
+
+def _versions(versions) -> str:
+    if isinstance(versions, dict):
+        return ", ".join(f"{key} {value}" for key, value in versions.items())
+    return str(versions)
 
 
 def _describe_model(model: dict) -> str:

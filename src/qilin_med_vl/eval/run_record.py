@@ -66,7 +66,7 @@ def build_run_record(
     item_count: int,
     items_digest: str,
     prompt: dict,
-    metric_version: str,
+    metric_version: dict,
     max_new_tokens: int,
     shard: Shard | None,
     limit: int | None,
@@ -75,7 +75,8 @@ def build_run_record(
     model_key = {key: value for key, value in model.items() if key != "directory"}  # folders may move
     identity = {
         "task": task_name,
-        "options": asdict(options),
+        # where images are unpacked changes no answer, so a run may be resumed with another cache folder
+        "options": {key: value for key, value in asdict(options).items() if key != "image_cache"},
         "model": model_key,
         "items_sha256": items_digest,
         "prompts_sha256": prompt["sha256"],

@@ -35,7 +35,7 @@ from qilin_med_vl.eval.run_record import (
 )
 from qilin_med_vl.eval.shard import Shard
 from qilin_med_vl.eval.summary import build_metrics, write_metrics
-from qilin_med_vl.eval.versions import METRIC_VERSION, prompt_version
+from qilin_med_vl.eval.versions import metric_version, prompt_record
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
         data_dir=settings.data_dir,
         item_count=len(items),
         items_digest=items_sha256(items, settings.data_dir),
-        prompt={"version": prompt_version(task), "text": prompts[0], "sha256": prompts_sha256(prompts)},
-        metric_version=METRIC_VERSION,
+        prompt=prompt_record(task, items, prompts, prompts_sha256(prompts)),
+        metric_version=metric_version(task),
         max_new_tokens=settings.max_new_tokens,
         shard=settings.shard,
         limit=settings.limit,
