@@ -4,7 +4,7 @@
 to simplified Chinese (OpenCC `t2s`), case folding, surrounding space removed.
 `words`: the normalised text's words without punctuation or spaces: jieba words (dictionary only, HMM
 off, so segmentation never depends on a statistical guess) when the text holds Chinese, else English
-words (letters/digits, with an inner apostrophe kept: "isn't").
+words (letters of any script and digits, with an inner apostrophe kept: "isn't").
 `canonical_words`: `words` with synonym forms replaced by their canonical token (longest form first,
 matched on whole words) and, for English, the articles a/an/the dropped.
 `characters`: a word list split into single Chinese characters (Latin words stay whole), for the
@@ -24,8 +24,7 @@ import opencc
 from qilin_med_vl.eval.lexicons import synonyms
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-ENGLISH_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-LATIN_WORD = re.compile(r"^[a-z0-9']+$")
+ENGLISH_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # letters of any script and digits: "β", "isn't"
 ARTICLES = frozenset({"a", "an", "the"})
 MAX_PHRASE_WORDS = 4  # the longest lexicon or synonym form spans this many words
 CLAUSE_BREAK = re.compile(r"[,.;!?。，、；！？\n]")
@@ -54,10 +53,10 @@ def words(text: str) -> list[str]:
 
 
 def join_words(tokens: Sequence[str]) -> str:
-    """Words back into one string: a space between two Latin words, nothing next to Chinese."""
+    """Words back into one string: a space between two non-Chinese words, nothing next to Chinese."""
     text = ""
     for token in tokens:
-        if text and LATIN_WORD.match(token) and LATIN_WORD.match(text[-1]):
+        if text and not CJK.search(token) and not CJK.match(text[-1]):
             text += " "
         text += token
     return text
