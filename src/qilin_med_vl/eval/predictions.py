@@ -18,7 +18,7 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def prediction_record(
-    index: int, item: EvalItem, prediction: str, scored: ItemScore, data_dir: Path, error: str | None = None
+    index: int, item: EvalItem, prediction: str, scored: ItemScore, image_root: Path, error: str | None = None
 ) -> dict:
     """The line written for one answered item; `index` is the item's place in the task's order."""
     record = {
@@ -30,7 +30,7 @@ def prediction_record(
         "content_type": item.content_type,
         "question": item.question,
         "choices": item.choices,
-        "image": _relative(item.image, data_dir),
+        "image": relative_image_path(item.image, image_root),
         "reference": item.reference,
         "prediction": prediction,
         "score": float(scored.score),
@@ -42,11 +42,12 @@ def prediction_record(
     return record
 
 
-def _relative(image: Path | None, data_dir: Path) -> str | None:
+def relative_image_path(image: Path | None, image_root: Path) -> str | None:
+    """The image's path relative to the data folder (as recorded), or as given when it lies elsewhere."""
     if image is None:
         return None
     try:
-        return Path(image).resolve().relative_to(data_dir.resolve()).as_posix()
+        return Path(image).resolve().relative_to(image_root.resolve()).as_posix()
     except ValueError:
         return str(image)
 

@@ -42,7 +42,7 @@ def render_report(metrics: dict) -> str:
         f"# Evaluation: {metrics.get('task')}",
         "",
         f"- model: {_describe_model(model)}",
-        f"- data: {(metrics.get('data') or {}).get('directory')} "
+        f"- data: {(metrics.get('data') or {}).get('path')} "
         f"(items sha256 {(metrics.get('data') or {}).get('items_sha256', '')[:16]}...)",
         f"- items answered: {metrics['answered']} of {metrics['items']}"
         + ("" if metrics["complete"] else " (incomplete: rerun the command to finish)"),

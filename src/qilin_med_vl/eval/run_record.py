@@ -24,30 +24,24 @@ from pathlib import Path
 from qilin_med_vl import __version__
 from qilin_med_vl.errors import QilinError
 from qilin_med_vl.eval.items import EvalItem, TaskOptions
+from qilin_med_vl.eval.predictions import relative_image_path
 from qilin_med_vl.eval.shard import Shard
 
 RUN_FILE = "run.json"
 RUN_FORMAT = 1  # bumped when run.json's layout changes
 
 
-def items_sha256(items: Sequence[EvalItem], data_dir: Path) -> str:
+def items_sha256(items: Sequence[EvalItem], image_root: Path) -> str:
     digest = hashlib.sha256()
     for item in items:
         image = None
         if item.image is not None:
             path = Path(item.image)
             size = path.stat().st_size if path.is_file() else None
-            image = [_relative(path, data_dir), size]
+            image = [relative_image_path(path, image_root), size]
         fields = asdict(item) | {"image": image}
         digest.update(json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str).encode() + b"\n")
     return digest.hexdigest()
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def prompts_sha256(prompts: Sequence[str]) -> str:
@@ -89,7 +83,7 @@ def build_run_record(
         "identity": identity,
         "task": task_name,
         "model": model,
-        "data": {"directory": str(data_dir.resolve()), "items": item_count, "items_sha256": items_digest},
+        "data": {"path": str(data_dir.resolve()), "items": item_count, "items_sha256": items_digest},
         "prompt": prompt,
         "metric_version": metric_version,
         "limit": limit,

@@ -40,7 +40,7 @@ from qilin_med_vl.eval.versions import metric_version, prompt_record
 
 @dataclass(frozen=True)
 class RunSettings:
-    data_dir: Path
+    data_dir: Path  # --data: the benchmark's folder, or the one file a task reads
     out_dir: Path
     options: TaskOptions
     max_new_tokens: int
@@ -49,6 +49,11 @@ class RunSettings:
     limit: int | None = None
     argv: Sequence[str] | None = None  # recorded as the command line (default: sys.argv)
     progress: bool = True
+
+    @property
+    def image_root(self) -> Path:
+        """What image paths are recorded relative to: the data folder (or the data file's folder)."""
+        return self.data_dir if self.data_dir.is_dir() else self.data_dir.parent
 
 
 def select(items: Sequence, limit: int | None, shard: Shard | None) -> list[int]:
@@ -69,7 +74,7 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
         model=backend.identity(),
         data_dir=settings.data_dir,
         item_count=len(items),
-        items_digest=items_sha256(items, settings.data_dir),
+        items_digest=items_sha256(items, settings.image_root),
         prompt=prompt_record(task, items, prompts, prompts_sha256(prompts)),
         metric_version=metric_version(task),
         max_new_tokens=settings.max_new_tokens,
@@ -170,7 +175,7 @@ def _answer(
                     index = batch[position]
                     item = items[index]
                     scored = task.score(item, answer)
-                    writer.write(prediction_record(index, item, answer, scored, settings.data_dir, refusal))
+                    writer.write(prediction_record(index, item, answer, scored, settings.image_root, refusal))
                     bar.update(1)
 
                 backend.answer(

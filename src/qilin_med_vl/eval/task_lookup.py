@@ -18,8 +18,10 @@ def known_tasks() -> dict:
 def make_task(name: str | None, factory_spec: str | None, data_dir: Path, options: TaskOptions) -> Task:
     if (name is None) == (factory_spec is None):
         raise QilinError("give one of --task NAME (a known benchmark) or --task-factory MODULE:FUNCTION")
-    if not data_dir.is_dir():
-        raise QilinError(f"--data {data_dir}: no such folder; give the folder holding the benchmark's files")
+    if not data_dir.exists():
+        raise QilinError(
+            f"--data {data_dir}: no such folder or file; give the folder holding the benchmark's files"
+        )
     if name is not None:
         tasks = known_tasks()
         if name not in tasks:
