@@ -107,7 +107,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_EVAL_MAX_NEW_TOKENS,
         help="answer length limit (default: %(default)s)",
     )
-    add(model, "--device", metavar="DEVICE", help="checkpoint: torch device (default: cuda if available)")
+    add(
+        model,
+        "--device",
+        metavar="DEVICE",
+        help="checkpoint: torch device, e.g. cuda:1 (default: cuda if available, else cpu)",
+    )
     add(model, "--dtype", default="auto", help="checkpoint: weight dtype (default: %(default)s)")
     add(
         model,

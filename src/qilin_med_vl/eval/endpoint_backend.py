@@ -109,16 +109,20 @@ class EndpointBackend:
     ) -> tuple[int, str, str | None]:
         import httpx
 
-        payload = {
-            "model": self.settings.model,
-            "messages": [{"role": "user", "content": await asyncio.to_thread(_content, question)}],
-            "temperature": 0,
-            "max_tokens": self.settings.max_new_tokens,
-        }
+        payload = None
         problem = ""
         for attempt in range(self.settings.max_retries + 1):
             retry_after = None
             async with in_flight:
+                if payload is None:  # encoded here, so at most `concurrency` pictures wait in memory
+                    payload = {
+                        "model": self.settings.model,
+                        "messages": [
+                            {"role": "user", "content": await asyncio.to_thread(_content, question)}
+                        ],
+                        "temperature": 0,
+                        "max_tokens": self.settings.max_new_tokens,
+                    }
                 try:
                     response = await client.post(self.settings.url, json=payload)
                 except (httpx.TimeoutException, httpx.TransportError) as error:

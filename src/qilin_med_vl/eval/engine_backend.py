@@ -59,9 +59,13 @@ class EngineBackend:
 
     def _loaded(self):
         if self._engine is None:
+            import torch
+
             from qilin_med_vl.infer.engine import Engine
 
-            self._engine = Engine.from_pretrained(self.directory, dtype=self.dtype, device=self.device)
+            # a benchmark is thousands of generations: use the GPU when there is one and none was named
+            device = self.device or ("cuda" if torch.cuda.is_available() else None)
+            self._engine = Engine.from_pretrained(self.directory, dtype=self.dtype, device=device)
         return self._engine
 
     def close(self) -> None:

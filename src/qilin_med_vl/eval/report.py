@@ -104,7 +104,7 @@ def draw_chart(metrics: dict, path: Path) -> None:
     positions = list(range(len(rows)))[::-1]  # overall on top
     axes.barh(positions, means, xerr=[below, above], color="#4c78a8", ecolor="#222222", capsize=3)
     axes.set_yticks(positions, [f"{label} (n={group['count']})" for label, group in rows])
-    axes.set_xlim(0, 1)
+    axes.set_xlim(0, 1.02)  # room for an interval reaching 1
     axes.set_xlabel("mean score, with 95% bootstrap interval")
     axes.set_title(str(metrics.get("task")))
     figure.tight_layout()
