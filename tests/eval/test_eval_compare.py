@@ -36,18 +36,20 @@ def make_run(folder, task: str, scores: dict[str, float]) -> None:
 def test_compare_table_and_exact_paired_test(tmp_path, capsys):
     make_run(tmp_path / "base", "toy", {"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0, "f": 1.0})
     make_run(tmp_path / "better", "toy", {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 1.0, "g": 1.0})
-    make_run(tmp_path / "elsewhere", "other", {"x": 1.0})
+    make_run(tmp_path / "disjoint", "toy", {"x": 1.0})
+    make_run(tmp_path / "elsewhere", "other", {"a": 1.0})
     out = tmp_path / "comparison.md"
-    runs = [str(tmp_path / name) for name in ("base", "better", "elsewhere")]
+    runs = [str(tmp_path / name) for name in ("base", "better", "disjoint", "elsewhere")]
     assert main(["eval", "compare", *runs, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.read_text(encoding="utf-8") == printed
-    assert "| group | base | better | elsewhere |" in printed
+    assert "| group | base | better | disjoint | elsewhere |" in printed
     assert "| all | 0.1667 [" in printed and "(n=6)" in printed
     assert "different tasks" in printed
     # shared items a..e, each +1: of the 2**5 sign patterns only all-plus and all-minus reach |mean| 1
     assert "| better | 5 | +1.0000 [+1.0000, +1.0000] | 0.0625 (exact) |" in printed
-    assert "| elsewhere | 0 | no shared items | |" in printed
+    assert "| disjoint | 0 | no shared items | |" in printed
+    assert "| elsewhere | | another task: item ids are not comparable | |" in printed
 
 
 def test_compare_needs_finished_runs(tmp_path, capsys):

@@ -2,9 +2,9 @@
 
 The table has one row per group (all, each language, answer type, modality, content type) and one
 column per run: mean score, 95% bootstrap interval and item count. For each later run, the items it
-shares with the first run (same item id) give per-item differences (later minus first): their mean,
+shares with the first run (same task, same item id) give per-item differences (later minus first): their mean,
 a bootstrap interval of that mean and the two-sided p-value of the sign-flip permutation test
-(see `stats`). A difference is only meaningful between runs of the same task and data.
+(see `stats`). Runs of another task are not paired: their item ids name other questions.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def render_comparison(runs: Sequence[Run]) -> str:
             "|---|---:|---|---:|",
         ]
         for label, run in zip(labels[1:], runs[1:], strict=True):
+            if run.record.get("task") != runs[0].record.get("task"):
+                lines.append(f"| {label} | | another task: item ids are not comparable | |")
+                continue
             result = paired(runs[0], run)
             if result.test is None:
                 lines.append(f"| {label} | 0 | no shared items | |")

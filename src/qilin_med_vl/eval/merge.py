@@ -35,6 +35,11 @@ def merge_shards(folders: Sequence[Path], out: Path, argv: Sequence[str] | None 
                 f"{folder} is not a shard of the same run as {first_folder}; it differs in\n  "
                 + "\n  ".join(differences)
             )
+        if run["identity"]["shard"]["count"] != count:
+            raise QilinError(
+                f"{folder} is shard {run['identity']['shard']['index']} of {run['identity']['shard']['count']}, "
+                f"{first_folder} one of {count}; merge the shards of one split"
+            )
         if run["limit"] != first["limit"]:
             raise QilinError(
                 f"{folder} ran with --limit {run['limit']}, {first_folder} with {first['limit']}"

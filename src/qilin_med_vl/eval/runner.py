@@ -92,10 +92,10 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
     if todo:
         _answer(task, backend, items, prompts, todo, settings, already=len(chosen) - len(todo))
 
-    unique = {
-        entry["id"]: entry for entry in reversed(read_predictions(out / PREDICTIONS_FILE))
-    }  # first wins
-    everything = sorted(unique.values(), key=lambda entry: entry["index"])
+    first_answers: dict[str, dict] = {}
+    for entry in read_predictions(out / PREDICTIONS_FILE):
+        first_answers.setdefault(entry["id"], entry)
+    everything = sorted(first_answers.values(), key=lambda entry: entry["index"])
     chosen_ids = {items[index].id for index in chosen}
     records = [entry for entry in everything if entry["id"] in chosen_ids]
     if todo and len(records) == len(chosen):
@@ -120,6 +120,8 @@ def _read_items(task: Task, data_dir: Path) -> list[EvalItem]:
 
 def _claim_folder(out: Path, record: dict) -> None:
     """Check that `out` is new or holds this very run, then write run.json there."""
+    if out.exists() and not out.is_dir():
+        raise QilinError(f"--out {out}: is a file; give a folder for the run's files")
     previous = read_run_record(out) if out.is_dir() else None
     if previous is None and (out / PREDICTIONS_FILE).exists():
         raise QilinError(f"--out {out}: holds {PREDICTIONS_FILE} but no {RUN_FILE}; choose another --out")
