@@ -28,9 +28,10 @@ MATCH_RULES = (BY_LETTER, BY_TEXT, BY_NEAREST, BY_NONE)
 
 _BARE = re.compile(r"^[\s(\[（【]*([A-Za-z])[\s)\]）】.:：,，。]*$")
 _LEADING = re.compile(r"^[\s(\[（【]*([A-Z])(?:[)\]）】.:：、,，。]|(?=[\u3400-\u9fff])|$)")
+# after a cue, a capital letter, or a letter of either case in brackets ("the answer is a mass" is no letter)
 _CUE = re.compile(
-    r"(?:答案|选项|选择|应选|选|answer(?:\s+is)?|option|choice)\s*(?:是|为|:|：)?\s*[(\[（【]?\s*([A-Za-z])(?![A-Za-z])",
-    re.IGNORECASE,
+    r"(?i:答案|选项|选择|应选|选|answer(?:\s+is)?|option|choice)\s*(?:是|为|:|：)?\s*"
+    r"(?:[(\[（【]\s*([A-Za-z])\s*[)\]）】]|([A-Z])(?![A-Za-z]))"
 )
 
 
@@ -47,8 +48,9 @@ def _letter(answer: str, letters: set[str]) -> str | None:
         if match and match.group(1).upper() in letters:
             return match.group(1).upper()
     for match in _CUE.finditer(text):
-        if match.group(1).upper() in letters:
-            return match.group(1).upper()
+        letter = (match.group(1) or match.group(2)).upper()
+        if letter in letters:
+            return letter
     return None
 
 
