@@ -3,7 +3,8 @@
 1. letter: the answer is the letter alone ("B", "B.", "(B)", "[B]"), opens with it ("B. 肺炎", "(B) x",
    "B选项"), or names it after a cue ("答案是B", "选B", "选择：B", "the answer is (B)", "option B").
    A leading capital counts only when punctuation, a Chinese character or the end follows it, so
-   "A 45-year-old man" or "CT shows" never read as a letter.
+   "A 45-year-old man" or "CT shows" never read as a letter; after a cue a lower-case letter counts
+   only in brackets ("the answer is a mass" is not A).
 2. text: the normalised answer equals an option's normalised text, or contains option texts, the longest
    of which is taken (a tie between different options is no match); a Latin option must occur as
    whole words ("pneumonia" is not found in "pneumonias").
