@@ -122,6 +122,15 @@ PMC_V2_ROWS = [
 ]
 
 
+def write_pmc_vqa(root: Path, name: str, header: list[str], rows: list[list[str]]) -> Path:
+    """A PMC-VQA test CSV with its figures: `figures/` for the v2 layout (it has `index`), else `images/`."""
+    write_csv(root / name, header, rows)
+    folder = root / ("figures" if "index" in header else "images")
+    for row in rows:
+        write_image(folder / row[header.index("Figure_path")])
+    return root
+
+
 def write_vqa_rad_json(root: Path, name: str, records: list[dict]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / name).write_text(json.dumps(records), encoding="utf-8")

@@ -33,6 +33,7 @@ def test_option_text_answers(answer, letter):
 def test_words_that_start_with_a_capital_are_not_letters():
     assert match_choice("CT shows a mass", {"A": "mass", "B": "cyst", "C": "CT"}).matched_by != "letter"
     assert match_choice("A 45-year-old man", {"A": "x", "B": "y"}).matched_by != "letter"
+    assert match_choice("The answer is a mass", {"A": "x", "B": "mass"}).letter == "B"  # by text, not "a"
 
 
 def test_nearest_option_by_character_overlap():

@@ -5,7 +5,7 @@ import pytest
 from qilin_med_vl.errors import QilinError
 from qilin_med_vl.eval.items import CAPTION, CHOICE, CLOSED, OPEN, EvalItem
 from qilin_med_vl.eval.llava_med_metrics import llava_closed, llava_normalize, llava_open
-from qilin_med_vl.eval.scoring import METRIC_VERSION, metric_versions, score_item
+from qilin_med_vl.eval.scoring import DETAIL_KEYS, METRIC_VERSION, metric_versions, score_item
 
 
 def item(answer_type, reference, language="zh", choices=None):
@@ -130,3 +130,20 @@ def test_versions_name_the_formulas_and_word_lists():
     assert versions["metrics"] == METRIC_VERSION
     assert versions["synonyms"].startswith("qilin-eval-synonyms/")
     assert versions["polarity"].startswith("qilin-eval-polarity/")
+
+
+@pytest.mark.parametrize("style", ["qilin", "llava-med"])
+@pytest.mark.parametrize(
+    ("answer_type", "reference", "choices"),
+    [
+        (OPEN, "左肺", None),
+        (CLOSED, "是", None),
+        (CLOSED, "肝脏", None),
+        (CHOICE, "A", {"A": "x", "B": "y"}),
+        (CAPTION, "胸部CT", None),
+    ],
+)
+def test_every_item_carries_the_details_of_its_answer_type(style, answer_type, reference, choices):
+    result = score_item(item(answer_type, reference, choices=choices), "随便一个回答", metric_style=style)
+    assert set(DETAIL_KEYS[answer_type]) <= set(result.details)
+    assert 0.0 <= result.score <= 1.0

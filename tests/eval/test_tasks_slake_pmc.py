@@ -14,6 +14,7 @@ from .benchmark_files import (
     SLAKE_TEST,
     slake_record,
     write_csv,
+    write_pmc_vqa,
     write_slake,
 )
 
@@ -79,7 +80,7 @@ def test_slake_refuses_an_unknown_language_option(tmp_path):
 
 
 def test_pmc_vqa_v1_choice_mode_keeps_answer_text_as_published(tmp_path):
-    write_csv(tmp_path / "test_clean.csv", PMC_V1_HEADER, PMC_V1_ROWS)
+    write_pmc_vqa(tmp_path, "test_clean.csv", PMC_V1_HEADER, PMC_V1_ROWS)
     items = list(TASKS["pmc-vqa"](tmp_path, TaskOptions()).items())
     coli = items[0]
     assert coli.answer_type == CHOICE
@@ -91,7 +92,7 @@ def test_pmc_vqa_v1_choice_mode_keeps_answer_text_as_published(tmp_path):
 
 
 def test_pmc_vqa_answers_given_as_letters_phrases_or_option_text(tmp_path):
-    write_csv(tmp_path / "test.csv", PMC_V1_HEADER, PMC_V1_ROWS)
+    write_pmc_vqa(tmp_path, "test.csv", PMC_V1_HEADER, PMC_V1_ROWS)
     task = TASKS["pmc-vqa"](tmp_path, TaskOptions(mode="choice"))
     coli = next(task.items())
     for answer, matched_by in [
@@ -106,7 +107,7 @@ def test_pmc_vqa_answers_given_as_letters_phrases_or_option_text(tmp_path):
 
 
 def test_pmc_vqa_open_mode_asks_without_options(tmp_path):
-    write_csv(tmp_path / "test_clean.csv", PMC_V1_HEADER, PMC_V1_ROWS)
+    write_pmc_vqa(tmp_path, "test_clean.csv", PMC_V1_HEADER, PMC_V1_ROWS)
     task = TASKS["pmc-vqa"](tmp_path, TaskOptions(mode="open"))
     coli = next(task.items())
     assert (coli.answer_type, coli.reference, coli.choices) == (OPEN, "E. coli", {})
@@ -116,18 +117,18 @@ def test_pmc_vqa_open_mode_asks_without_options(tmp_path):
 
 def test_pmc_vqa_early_copies_spell_answer_anwser(tmp_path):
     header = [name.replace("Answer", "Anwser") for name in PMC_V1_HEADER]
-    write_csv(tmp_path / "test.csv", header, PMC_V1_ROWS)
+    write_pmc_vqa(tmp_path, "test.csv", header, PMC_V1_ROWS)
     items = list(TASKS["pmc-vqa"](tmp_path, TaskOptions()).items())
     assert [item.reference for item in items] == ["B", "C", "A"]
 
 
 def test_pmc_vqa_without_label_column_finds_the_letter_from_the_answer_text(tmp_path):
-    write_csv(tmp_path / "test.csv", PMC_V1_HEADER[:-1], [row[:-1] for row in PMC_V1_ROWS])
+    write_pmc_vqa(tmp_path, "test.csv", PMC_V1_HEADER[:-1], [row[:-1] for row in PMC_V1_ROWS])
     assert [item.reference for item in TASKS["pmc-vqa"](tmp_path, TaskOptions()).items()] == ["B", "C", "A"]
 
 
 def test_pmc_vqa_v2_answer_is_the_letter_and_images_are_in_figures(tmp_path):
-    write_csv(tmp_path / "test_2.csv", PMC_V2_HEADER, PMC_V2_ROWS)
+    write_pmc_vqa(tmp_path, "test_2.csv", PMC_V2_HEADER, PMC_V2_ROWS)
     items = list(TASKS["pmc-vqa"](tmp_path, TaskOptions()).items())
     assert [item.id for item in items] == ["17", "18"]
     assert [item.reference for item in items] == ["A", "B"]
@@ -136,12 +137,18 @@ def test_pmc_vqa_v2_answer_is_the_letter_and_images_are_in_figures(tmp_path):
 
 
 def test_pmc_vqa_missing_columns_and_bad_labels_are_data_errors(tmp_path):
-    write_csv(tmp_path / "test.csv", ["Figure_path", "Question"], [["a.jpg", "q"]])
+    write_pmc_vqa(tmp_path, "test.csv", ["Figure_path", "Question"], [["a.jpg", "q"]])
     with pytest.raises(DataError, match=r"test\.csv: missing column\(s\) Choice A"):
         TASKS["pmc-vqa"](tmp_path, TaskOptions())
     bad = [PMC_V1_ROWS[0][:-1] + ["E"]]
-    write_csv(tmp_path / "test.csv", PMC_V1_HEADER, bad)
+    write_pmc_vqa(tmp_path, "test.csv", PMC_V1_HEADER, bad)
     with pytest.raises(DataError, match=r"test\.csv:2: the correct option 'E'"):
         TASKS["pmc-vqa"](tmp_path, TaskOptions())
     with pytest.raises(QilinError, match="--mode"):
         TASKS["pmc-vqa"](tmp_path, TaskOptions(mode="caption"))
+
+
+def test_missing_images_are_reported_before_any_question(tmp_path):
+    write_csv(tmp_path / "test.csv", PMC_V1_HEADER, PMC_V1_ROWS)  # the figures were never unpacked
+    with pytest.raises(DataError, match=r"none of the 3 images of pmc-vqa exists .*images/PMC1_F1\.jpg"):
+        TASKS["pmc-vqa"](tmp_path, TaskOptions())

@@ -3,7 +3,8 @@
 1. letter: the answer is the letter alone ("B", "B.", "(B)", "[B]"), opens with it ("B. 肺炎", "(B) x",
    "B选项"), or names it after a cue ("答案是B", "选B", "选择：B", "the answer is (B)", "option B").
    A leading capital counts only when punctuation, a Chinese character or the end follows it, so
-   "A 45-year-old man" or "CT shows" never read as a letter.
+   "A 45-year-old man" or "CT shows" never read as a letter; after a cue a lower-case letter counts
+   only in brackets ("the answer is a mass" is not A).
 2. text: the normalised answer equals an option's normalised text, or contains option texts, the longest
    of which is taken (a tie between different options is no match); a Latin option must occur as
    whole words ("pneumonia" is not found in "pneumonias").
@@ -28,9 +29,10 @@ MATCH_RULES = (BY_LETTER, BY_TEXT, BY_NEAREST, BY_NONE)
 
 _BARE = re.compile(r"^[\s(\[（【]*([A-Za-z])[\s)\]）】.:：,，。]*$")
 _LEADING = re.compile(r"^[\s(\[（【]*([A-Z])(?:[)\]）】.:：、,，。]|(?=[\u3400-\u9fff])|$)")
+# after a cue, a capital letter, or a letter of either case in brackets ("the answer is a mass" is no letter)
 _CUE = re.compile(
-    r"(?:答案|选项|选择|应选|选|answer(?:\s+is)?|option|choice)\s*(?:是|为|:|：)?\s*[(\[（【]?\s*([A-Za-z])(?![A-Za-z])",
-    re.IGNORECASE,
+    r"(?i:答案|选项|选择|应选|选|answer(?:\s+is)?|option|choice)\s*(?:是|为|:|：)?\s*"
+    r"(?:[(\[（【]\s*([A-Za-z])\s*[)\]）】]|([A-Z])(?![A-Za-z]))"
 )
 
 
@@ -47,8 +49,9 @@ def _letter(answer: str, letters: set[str]) -> str | None:
         if match and match.group(1).upper() in letters:
             return match.group(1).upper()
     for match in _CUE.finditer(text):
-        if match.group(1).upper() in letters:
-            return match.group(1).upper()
+        letter = (match.group(1) or match.group(2)).upper()
+        if letter in letters:
+            return letter
     return None
 
 

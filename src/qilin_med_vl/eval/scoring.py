@@ -29,6 +29,13 @@ from qilin_med_vl.eval.polarity import prediction_polarity, reference_polarity
 METRIC_VERSION = "qilin-eval-metrics/1"
 QILIN, LLAVA_MED = METRIC_STYLES
 POLARITY_RULE, EXACT_RULE = "polarity", "exact"
+# the details every item of an answer type carries, whatever the metric style (the harness averages them)
+DETAIL_KEYS = {
+    OPEN: ("exact", "recall", "precision", "f1"),
+    CLOSED: ("exact", "rule"),
+    CHOICE: ("exact", "matched_by", "predicted"),
+    CAPTION: ("exact", "bleu4", "rouge_l"),
+}
 
 
 def metric_versions() -> dict[str, str]:

@@ -29,6 +29,16 @@ class BenchmarkTask:
         self._items = self._read()
         if not self._items:
             raise DataError(f"{self.data}: no {self.name} test items found; check the folder and the options")
+        self._check_images_present()
+
+    def _check_images_present(self) -> None:
+        """Fail early when no image is where the files say (images not unpacked, wrong folder)."""
+        images = [item.image for item in self._items if item.image is not None]
+        if images and not any(path.is_file() for path in images):
+            raise DataError(
+                f"{self.data}: none of the {len(images)} images of {self.name} exists (the first would be "
+                f"{images[0]}); unpack the benchmark's images there"
+            )
 
     def _read(self) -> list[EvalItem]:
         raise NotImplementedError
