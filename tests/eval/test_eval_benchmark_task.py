@@ -49,6 +49,12 @@ def test_vqa_rad_through_the_endpoint(fake_server, vqa_rad, tmp_path, capsys):
     assert metrics["by_answer_type"]["closed"]["mean"] == pytest.approx(0.5)
     assert metrics["by_answer_type"]["open"]["mean"] == pytest.approx(0.5)
     assert metrics["by_content_type"]["PRES"]["count"] == 4
+    # both closed references are yes/no words, so both are scored by polarity; both answers say yes
+    assert metrics["by_answer_type"]["closed"]["detail_counts"] == {
+        "prediction_polarity": {"yes": 2},
+        "reference_polarity": {"no": 1, "yes": 1},
+        "rule": {"polarity": 2},
+    }
     assert metrics["metric_version"]["metrics"].startswith("qilin-eval-metrics/")
     assert metrics["prompt"]["version"].startswith("qilin-eval-prompts/")
     assert metrics["prompt"]["text"]["en"]["open"] == "{question}" + EN_SUFFIX

@@ -3,7 +3,8 @@
 Groups: per language, answer type, modality and content type (items with an empty value for a grouping
 are left out of that grouping only). Each group gives its item count, mean score, the interval (see
 `stats`) and the mean of every numeric or yes/no detail the task's scorer reported (exact match, F1,
-recall, BLEU-4...), over the items that report it.
+recall, BLEU-4...), over the items that report it, and how often each value of a text detail occurs
+(`detail_counts`, e.g. whether choice answers were matched by letter, option text or not at all).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def group_summary(records: Sequence[dict]) -> dict:
         "mean": sum(scores) / len(scores),
         "ci95": [interval.low, interval.high],
         "details": _detail_means(records),
+        "detail_counts": _detail_counts(records),
     }
 
 
@@ -41,6 +43,17 @@ def _detail_means(records: Sequence[dict]) -> dict[str, float]:
             if isinstance(value, bool | int | float):
                 values.setdefault(key, []).append(float(value))
     return {key: sum(found) / len(found) for key, found in sorted(values.items())}
+
+
+def _detail_counts(records: Sequence[dict]) -> dict[str, dict[str, int]]:
+    """How often each value of a text detail occurs (e.g. how choice answers were matched)."""
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        for key, value in (record.get("details") or {}).items():
+            if isinstance(value, str):
+                values = counts.setdefault(key, {})
+                values[value] = values.get(value, 0) + 1
+    return {key: dict(sorted(values.items())) for key, values in sorted(counts.items())}
 
 
 def summarize(records: Sequence[dict]) -> dict:
