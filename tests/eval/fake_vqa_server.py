@@ -7,7 +7,7 @@ requests and leaves every later one waiting, unanswered, until `release()` or sh
 kill its client at a moment when exactly n answers were sent.
 
 Every request is logged with its key, model, Authorization header, whether it carried a PNG image as a
-data: URL, and whether it was answered.
+data: URL, and whether it was answered; the most requests served at once is kept (`max_in_flight`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class FakeVQAServer:
         self.default_answer = default_answer
         self.latency_s = latency_s
         self.requests: list[LoggedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests being served at one moment
         self._lock = threading.Lock()
         self._serve_before_hold: int | None = None
         self._released = threading.Event()
@@ -107,6 +109,15 @@ class FakeVQAServer:
                 self._serve_before_hold -= 1
             statuses = self.failures.get(key)
             status = statuses.pop(0) if statuses else 200
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._serve(handler, body, key, logged, held, status)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _serve(self, handler, body: dict, key: str, logged: LoggedRequest, held: bool, status: int) -> None:
         if held:
             self._released.wait()  # never answered: the client is killed meanwhile
             return

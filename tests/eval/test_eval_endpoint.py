@@ -118,3 +118,10 @@ def test_endpoint_giving_no_answer_after_retries_stops_and_keeps_earlier_answers
     assert main(args) == 0  # the endpoint recovered: the rerun finishes without asking q0 again
     assert fake_server.requests_per_key()[prompt_of("Is there a fracture?")] == 1
     assert len(by_id(out / "predictions.jsonl")) == 8
+
+
+def test_requests_in_flight_never_exceed_the_concurrency(fake_server, toy_data, tmp_path):
+    fake_server.latency_s = 0.2  # long enough for every free slot to be taken
+    assert main(endpoint_args(toy_data, tmp_path / "run", fake_server.base_url, "--concurrency", "3")) == 0
+    assert len(fake_server.requests) == 8
+    assert fake_server.max_in_flight == 3

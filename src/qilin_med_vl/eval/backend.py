@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = 8  # a checkpoint's items per generate call
+# an endpoint's items handed over at once, per request slot: a batch waits for its slowest answer, so
+# batches several times --concurrency keep every slot busy while most of the batch finishes
+ENDPOINT_BATCH_PER_SLOT = 8
 DEFAULT_EVAL_MAX_NEW_TOKENS = 128  # benchmark answers are short; captions fit too
 
 AnswerCallback = Callable[[int, str, str | None], None]  # (question index, answer, refusal reason or None)

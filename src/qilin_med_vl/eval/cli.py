@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 
 from qilin_med_vl.errors import QilinError
-from qilin_med_vl.eval.backend import DEFAULT_BATCH_SIZE, DEFAULT_EVAL_MAX_NEW_TOKENS
+from qilin_med_vl.eval.backend import DEFAULT_BATCH_SIZE, DEFAULT_EVAL_MAX_NEW_TOKENS, ENDPOINT_BATCH_PER_SLOT
 from qilin_med_vl.eval.endpoint_backend import (
     DEFAULT_BACKOFF_S,
     DEFAULT_CONCURRENCY,
@@ -96,8 +96,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=_positive,
         metavar="N",
-        default=DEFAULT_BATCH_SIZE,
-        help="items per batch (default: %(default)s)",
+        help=f"items per batch (default: {DEFAULT_BATCH_SIZE} for a checkpoint, "
+        f"{ENDPOINT_BATCH_PER_SLOT} x --concurrency for an endpoint)",
     )
     add(
         model,
@@ -245,7 +245,7 @@ def run_handler(args: argparse.Namespace) -> int:
         out_dir=args.out,
         options=options,
         max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or _default_batch_size(args),
         shard=args.shard,
         limit=args.limit,
         argv=args.command_words(args),
@@ -253,6 +253,10 @@ def run_handler(args: argparse.Namespace) -> int:
     metrics = run_evaluation(task, backend, settings)
     _print_result(metrics, args.out)
     return 0
+
+
+def _default_batch_size(args: argparse.Namespace) -> int:
+    return DEFAULT_BATCH_SIZE if args.endpoint is None else ENDPOINT_BATCH_PER_SLOT * args.concurrency
 
 
 def _backend(args: argparse.Namespace):
