@@ -10,14 +10,16 @@ _BLOCK = 1 << 20
 
 
 def weight_files(directory: Path) -> list[Path]:
-    return sorted(path for path in directory.rglob("*") if path.is_file() and path.suffix in WEIGHT_SUFFIXES)
+    """The weight files a checkpoint loads: those directly in its folder (sub-folders such as a training
+    run's intermediate checkpoints are other models)."""
+    return sorted(path for path in directory.iterdir() if path.is_file() and path.suffix in WEIGHT_SUFFIXES)
 
 
 def weights_sha256(directory: Path) -> str:
-    """SHA-256 over every weight file's relative name and bytes, in name order."""
+    """SHA-256 over every weight file's name and bytes, in name order (reads them all once)."""
     digest = hashlib.sha256()
     for path in weight_files(directory):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.name.encode() + b"\0")
         with path.open("rb") as handle:
             while block := handle.read(_BLOCK):
                 digest.update(block)
