@@ -164,14 +164,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     compare = actions.add_parser(
         "compare", help="runs side by side, with a paired test", description=_compare_help()
     )
-    compare_actions: list[argparse.Action] = []
-    compare_add = functools.partial(_add_recorded, compare_actions)
-    compare_add(compare, "runs", nargs="+", type=Path, metavar="RUN_DIR", help="first one: the baseline")
-    compare_add(compare, "--out", type=Path, metavar="FILE", help="also write the Markdown table here")
-    compare.set_defaults(
-        handler=compare_handler,
-        command_words=functools.partial(_command_words, ["eval", "compare"], compare_actions),
-    )
+    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="first one: the baseline")
+    compare.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown table here")
+    compare.set_defaults(handler=compare_handler)
 
 
 def _add_recorded(recorded: list[argparse.Action], container, *names, **options) -> argparse.Action:
