@@ -69,3 +69,12 @@ def test_merge_refuses_shards_of_different_runs(fake_server, toy_data, tmp_path,
     capsys.readouterr()
     assert main(["eval", "merge", str(first), str(second), "--out", str(tmp_path / "merged")]) == 1
     assert "not a shard of the same run" in capsys.readouterr().err
+
+
+def test_merge_refuses_shards_of_different_splits(fake_server, toy_data, tmp_path, capsys):
+    halves, thirds = tmp_path / "half", tmp_path / "third"
+    assert main(endpoint_args(toy_data, halves, fake_server.base_url, "--shard", "0/2")) == 0
+    assert main(endpoint_args(toy_data, thirds, fake_server.base_url, "--shard", "1/3")) == 0
+    capsys.readouterr()
+    assert main(["eval", "merge", str(halves), str(thirds), "--out", str(tmp_path / "merged")]) == 1
+    assert "shard 1 of 3" in capsys.readouterr().err
