@@ -30,6 +30,7 @@ class LoggedRequest:
     authorization: str | None
     image_is_png: bool
     temperature: float | None
+    image_colours: tuple | None = None  # the picture's distinct RGB colours, if at most 256 (None: no picture)
     answered: bool = False
 
 
@@ -99,10 +100,12 @@ class FakeVQAServer:
         images = [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
         png = bool(images) and images[0].startswith(DATA_URL_PREFIX)
         png = png and base64.b64decode(images[0][len(DATA_URL_PREFIX) :])[:8] == PNG_MAGIC
+        colours = _colours(images[0][len(DATA_URL_PREFIX) :]) if png else None
         with self._lock:
             logged = LoggedRequest(
-                key, body.get("model", ""), handler.headers.get("Authorization"), png, body.get("temperature")
-            )
+                key, body.get("model", ""), handler.headers.get("Authorization"), png, body.get("temperature"),
+                colours,
+            )  # fmt: skip
             self.requests.append(logged)
             held = self._serve_before_hold is not None and self._serve_before_hold <= 0
             if self._serve_before_hold is not None and not held:
@@ -169,3 +172,13 @@ class FakeVQAServer:
                 pass
 
         return Handler
+
+
+def _colours(encoded_png: str) -> tuple:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(encoded_png))) as picture:
+        counts = picture.convert("RGB").getcolors(maxcolors=256) or []
+    return tuple(sorted(colour for _, colour in counts))

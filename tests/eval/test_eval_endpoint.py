@@ -125,3 +125,18 @@ def test_requests_in_flight_never_exceed_the_concurrency(fake_server, toy_data, 
     assert main(endpoint_args(toy_data, tmp_path / "run", fake_server.base_url, "--concurrency", "3")) == 0
     assert len(fake_server.requests) == 8
     assert fake_server.max_in_flight == 3
+
+
+def test_blank_images_sends_uniform_pictures_and_is_its_own_run(fake_server, toy_data, tmp_path, capsys):
+    seeing, blind = tmp_path / "seeing", tmp_path / "blind"
+    assert main(endpoint_args(toy_data, seeing, fake_server.base_url)) == 0
+    grey = ((128, 128, 128),)
+    assert all(request.image_colours != grey for request in fake_server.requests)  # the toy pictures
+    sent = len(fake_server.requests)
+    assert main(endpoint_args(toy_data, blind, fake_server.base_url, "--blank-images")) == 0
+    assert {request.image_colours for request in fake_server.requests[sent:]} == {grey}
+    assert read_json(blind / "run.json")["identity"]["blank_images"] is True
+    assert "--blank-images" in read_json(blind / "run.json")["command"]
+    # a blind run never resumes into a seeing run's folder
+    assert main(endpoint_args(toy_data, seeing, fake_server.base_url, "--blank-images")) == 1
+    assert "blank_images" in capsys.readouterr().err

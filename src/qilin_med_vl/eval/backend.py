@@ -22,10 +22,14 @@ DEFAULT_EVAL_MAX_NEW_TOKENS = 128  # benchmark answers are short; captions fit t
 AnswerCallback = Callable[[int, str, str | None], None]  # (question index, answer, refusal reason or None)
 
 
+BLANK_COLOUR = (128, 128, 128)  # the picture of a blind run: uniform grey, the same size as the real one
+
+
 @dataclass(frozen=True)
 class Question:
     prompt: str
     image: Path | None
+    blank: bool = False  # ablation: the model gets a uniform picture instead of this one
 
 
 class Backend(Protocol):
@@ -43,8 +47,12 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def load_picture(image: Path):
-    """The question's picture as an RGB PIL image, whatever its format (PNG, JPEG, DICOM, NIfTI)."""
+def load_picture(image: Path, blank: bool = False):
+    """The question's picture as an RGB PIL image, whatever its format (PNG, JPEG, DICOM, NIfTI); with
+    `blank`, a uniform grey picture of the same size, which carries nothing but its shape."""
+    from PIL import Image
+
     from qilin_med_vl.imaging import load_study
 
-    return load_study(image).image
+    picture = load_study(image).image
+    return Image.new("RGB", picture.size, BLANK_COLOUR) if blank else picture

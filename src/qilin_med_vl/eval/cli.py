@@ -75,6 +75,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="where tasks unpack images their files embed (default: beside the data)",
     )
     add(task, "--limit", type=_positive, metavar="N", help="only the first N items")
+    add(
+        task,
+        "--blank-images",
+        action="store_true",
+        help="the blind ablation: every picture replaced by a uniform grey one of the same size, so the "
+        "scores say what the model answers from the question alone",
+    )
     add(task, "--shard", type=_shard, metavar="I/N", help="only items whose index %% N == I")
 
     model = parser.add_argument_group("the model")
@@ -186,7 +193,8 @@ def _command_words(prefix: list[str], actions: list[argparse.Action], args: argp
         if not action.option_strings:
             words += [str(part) for part in (value if isinstance(value, list) else [value])]
         elif value is not None and value != action.default:
-            options += [action.option_strings[0], str(value)]
+            flag_only = action.nargs == 0  # store_true: the flag is the value
+            options += [action.option_strings[0]] if flag_only else [action.option_strings[0], str(value)]
     return words + options
 
 
@@ -244,6 +252,7 @@ def run_handler(args: argparse.Namespace) -> int:
         shard=args.shard,
         limit=args.limit,
         argv=args.command_words(args),
+        blank_images=args.blank_images,
     )
     metrics = run_evaluation(task, backend, settings)
     _print_result(metrics, args.out)

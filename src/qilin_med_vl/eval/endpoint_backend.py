@@ -163,7 +163,9 @@ def _content(question: Question) -> list[dict]:
     parts: list[dict] = []
     if question.image is not None:
         buffer = io.BytesIO()
-        load_picture(question.image).save(buffer, format="PNG")  # lossless, whatever the source format
+        load_picture(question.image, question.blank).save(
+            buffer, format="PNG"
+        )  # lossless, whatever the source format
         url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
         parts.append({"type": "image_url", "image_url": {"url": url}})
     parts.append({"type": "text", "text": question.prompt})

@@ -73,5 +73,9 @@ class EngineBackend:
 
 
 def _messages(question: Question) -> list[dict]:
-    content = [] if question.image is None else [{"type": "image", "image": load_picture(question.image)}]
+    content = (
+        []
+        if question.image is None
+        else [{"type": "image", "image": load_picture(question.image, question.blank)}]
+    )
     return [{"role": "user", "content": [*content, {"type": "text", "text": question.prompt}]}]

@@ -65,6 +65,7 @@ def build_run_record(
     shard: Shard | None,
     limit: int | None,
     argv: Sequence[str] | None = None,
+    blank_images: bool = False,
 ) -> dict:
     model_key = {key: value for key, value in model.items() if key != "directory"}  # folders may move
     identity = {
@@ -77,6 +78,7 @@ def build_run_record(
         "metric_version": metric_version,
         "max_new_tokens": max_new_tokens,
         "shard": None if shard is None else shard._asdict(),
+        "blank_images": blank_images,
     }
     return {
         "format": RUN_FORMAT,

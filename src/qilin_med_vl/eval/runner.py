@@ -49,6 +49,7 @@ class RunSettings:
     limit: int | None = None
     argv: Sequence[str] | None = None  # recorded as the command line (default: sys.argv)
     progress: bool = True
+    blank_images: bool = False  # the blind ablation: every picture replaced by a uniform one
 
     @property
     def image_root(self) -> Path:
@@ -81,6 +82,7 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
         shard=settings.shard,
         limit=settings.limit,
         argv=settings.argv,
+        blank_images=settings.blank_images,
     )
     out = settings.out_dir
     _claim_folder(out, record)
@@ -181,7 +183,8 @@ def _answer(
                     bar.update(1)
 
                 backend.answer(
-                    [Question(prompts[index], items[index].image) for index in batch], record_answer
+                    [Question(prompts[index], items[index].image, settings.blank_images) for index in batch],
+                    record_answer,
                 )
     finally:
         bar.close()
