@@ -15,7 +15,7 @@ import csv
 import pickle
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.util import find_spec
@@ -89,6 +89,11 @@ class Glossary:
             if words not in self._renderings:
                 self._by_first_word.setdefault(words[0], []).append(words)
             self._renderings[words] = list(renderings)
+
+    def renderings(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """(English term as lower-case words joined by spaces, its accepted Chinese renderings) per term."""
+        for words, chinese in self._renderings.items():
+            yield " ".join(words), tuple(chinese)
 
     def matches(self, text: str) -> list[GlossaryMatch]:
         """The glossary terms in `text`, in order, longest match first at each position."""
