@@ -1,4 +1,4 @@
-"""CLI registration for `qilin data`: build, link-images, stats, tm (translation memory), converse."""
+"""CLI registration for `qilin data`: build, link-images, stats, tm (translation memory), converse, review."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from qilin_med_vl.data.converse import cli as converse_cli
+from qilin_med_vl.data.review import cli as review_cli
 from qilin_med_vl.data.translation import cli as tm_cli
 from qilin_med_vl.llava_format import STAGES
 
@@ -214,4 +215,5 @@ def register(parser: argparse.ArgumentParser) -> None:
     converse_cli.register(
         commands.add_parser("converse", help="multi-turn conversations about a build's figures")
     )
+    review_cli.register(commands.add_parser("review", help="expert review of translations: export, import"))
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)

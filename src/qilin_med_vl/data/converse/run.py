@@ -42,7 +42,7 @@ from qilin_med_vl.data.converse.figures import Figure, read_figures
 from qilin_med_vl.data.converse.grounding import GlossaryIndex, SourceFacts, check_answer
 from qilin_med_vl.data.converse.memory import ChatAnswer, ConversationMemory
 from qilin_med_vl.data.converse.prompt import conversation_messages, memory_prompt_version, parse_rounds
-from qilin_med_vl.data.translation.glossary import Glossary, load_cmekg_glossary, load_glossary_csv
+from qilin_med_vl.data.translation.glossary import load_configured_glossary
 from qilin_med_vl.llava_format import (
     CONVERSATION,
     IMAGE_TOKEN,
@@ -125,12 +125,8 @@ def load_converse_glossary(config: ConverseConfig, manifest: dict) -> GlossaryIn
     translator = (manifest.get("config") or {}).get("translator") or {}
     csv_path = config.glossary_csv or translator.get("glossary_csv")
     use_cmekg = config.use_cmekg if config.use_cmekg is not None else bool(translator.get("use_cmekg"))
-    if not csv_path and not use_cmekg:
-        return None
-    glossary = load_cmekg_glossary() if use_cmekg else Glossary()
-    if csv_path:
-        glossary.update(load_glossary_csv(csv_path))
-    return GlossaryIndex(glossary)
+    glossary = load_configured_glossary(csv_path, use_cmekg)
+    return GlossaryIndex(glossary) if glossary is not None else None
 
 
 def _batched(figures: list[Figure], size: int) -> Iterator[list[Figure]]:

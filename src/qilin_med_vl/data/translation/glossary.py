@@ -190,6 +190,16 @@ def cmekg_pairs(entities: dict) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda pair: (len(pair[1]), pair))
 
 
+def load_configured_glossary(glossary_csv: str | Path | None, use_cmekg: bool) -> Glossary | None:
+    """The glossary a translator setting names: CMeKG's pairs and/or a user CSV over them; None for neither."""
+    if not glossary_csv and not use_cmekg:
+        return None
+    glossary = load_cmekg_glossary() if use_cmekg else Glossary()
+    if glossary_csv:
+        glossary.update(load_glossary_csv(glossary_csv))
+    return glossary
+
+
 def load_cmekg_glossary() -> Glossary:
     """The CMeKG term pairs (~15,000), read from the installed `pycmekg` package without the network."""
     if not cmekg_available():
