@@ -199,3 +199,26 @@ def test_conversations_train_in_stage_2_as_they_are(build, tmp_path):
     builder_records = len(lines(build / "instruction-00000-of-00001.jsonl"))
     assert summary["records"] == builder_records + 16  # every conversation read, none dropped
     assert summary["dropped_by_reason"] == {}
+
+
+def test_a_service_that_keeps_failing_drops_conversations_without_remembering_them(build, capsys):
+    with FakeConverseServer(default="500") as server:
+        assert main(converse_args(build, server, "max_retries=1")) == 0
+        assert len(server.requests) == 32  # each figure: one request and one retry
+    summary = json.loads((build / "manifest.json").read_text())["conversation"]
+    assert summary["kept"] == 0 and summary["dropped"] == {reasons.REQUEST_FAILED: 16}
+    assert summary["usage"]["answers"] == 0
+    with FakeConverseServer() as server:  # nothing was paid, so the next run asks again
+        assert main(converse_args(build, server)) == 0
+        assert len(server.requests) == 16
+    capsys.readouterr()
+    unreachable = [
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--option",
+        "max_retries=0",
+        "--option",
+        "prompt_version=x",
+    ]
+    assert main([*converse_args(build, server), *unreachable]) == 1
+    assert "cannot reach http://127.0.0.1:9/v1/chat/completions" in capsys.readouterr().err
