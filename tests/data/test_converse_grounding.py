@@ -89,3 +89,18 @@ def test_parse_rounds_takes_a_list_a_fenced_list_or_an_object():
 )
 def test_parse_rounds_refuses_anything_else(text):
     assert parse_rounds(text) is None
+
+
+def test_the_glossary_is_the_build_translators_unless_the_settings_name_one(tmp_path):
+    from qilin_med_vl.data.converse.config import ConverseConfig
+    from qilin_med_vl.data.converse.run import load_converse_glossary
+
+    build_csv, own_csv = tmp_path / "build.csv", tmp_path / "own.csv"
+    build_csv.write_text("english,chinese\npneumothorax,气胸\n", encoding="utf-8")
+    own_csv.write_text("english,chinese\nnodule,结节\n", encoding="utf-8")
+    manifest = {"config": {"translator": {"backend": "openai", "glossary_csv": str(build_csv)}}}
+    assert load_converse_glossary(ConverseConfig(), manifest).terms("右侧气胸和结节") == {("气胸",)}
+    assert load_converse_glossary(ConverseConfig(glossary_csv=str(own_csv)), manifest).terms(
+        "右侧气胸和结节"
+    ) == {("结节",)}
+    assert load_converse_glossary(ConverseConfig(), {"config": {"translator": {}}}) is None

@@ -188,3 +188,27 @@ def test_a_bad_row_stops_the_import_before_anything_is_stored(translated, capsys
     workbook.save(sheet)
     assert main(["data", "review", "import", str(sheet), "--out", str(translated.out)]) == 1
     assert "has no translation of this English text" in capsys.readouterr().err
+
+
+def test_a_filled_in_csv_imports_like_the_xlsx(translated, capsys):
+    csv_sheet = export(translated, 100).with_suffix(".csv")
+    with csv_sheet.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["english"] == CAPTION:
+            row["verdict"], row["correction"] = "fix", "胸片2号显示一个结节。"
+    with csv_sheet.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["data", "review", "import", str(csv_sheet), "--out", str(translated.out)]) == 0
+    assert "1 reviewed (0 accepted, 1 fixed, 0 rejected); 1 stored" in capsys.readouterr().out
+    with TranslationMemory(translated.out / "translation_memory.sqlite") as memory:
+        assert memory.translation("fake-gpt", "zh-v1", CAPTION) == "胸片2号显示一个结节。"
+
+
+def test_a_build_made_without_translation_has_nothing_to_review(tmp_path, capsys):
+    config = write_published_sources(tmp_path / "sources")
+    assert main(["data", "build", "--config", str(config), "--no-progress"]) == 0
+    assert main(["data", "review", "export", "--out", str(tmp_path / "sources/built"), "--sample", "5"]) == 1
+    assert "made without translation (translator backend none)" in capsys.readouterr().err

@@ -16,8 +16,9 @@ and manifest.json lists the conversation file among the `instruction` files (so 
 `built_files(folder, "instruction")` read it with no other change), again under `conversation`, and its
 counts, tokens and cost under `conversation`. Files are written under a `.partial` name and renamed at
 the end; the same command over the same build resumes, and the same answers give identical files.
-A rebuild (`qilin data build`) writes a new manifest without the conversations: run converse again,
-which the memory answers without a request for every figure whose text did not change.
+The figures' texts are read into memory first (a case report's records lie in two stage files), a few
+hundred bytes per figure. A rebuild (`qilin data build`) writes a new manifest without the conversations:
+run converse again, which the memory answers without a request for every figure whose text did not change.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def _add_build_argument(parser: argparse.ArgumentParser) -> None:
 def _export(args: argparse.Namespace) -> int:
     from qilin_med_vl.data.review.items import review_items, review_target
     from qilin_med_vl.data.review.sample import stratified_sample
-    from qilin_med_vl.data.review.sheets import write_csv, write_xlsx
+    from qilin_med_vl.data.review.sheets import fits_a_worksheet, write_csv, write_xlsx
     from qilin_med_vl.data.translation.memory import ORIGIN_REVIEW
     from qilin_med_vl.errors import QilinError
 
@@ -71,6 +71,8 @@ def _export(args: argparse.Namespace) -> int:
         raise QilinError(f"--sample {args.sample}: give the number of translations to review, 1 or more")
     target = review_target(args.out)
     items = [item for item in review_items(target) if args.include_reviewed or item.state != ORIGIN_REVIEW]
+    unfit = [item for item in items if not fits_a_worksheet(item)]
+    items = [item for item in items if fits_a_worksheet(item)]
     sample = stratified_sample(items, args.sample, args.seed)
     xlsx = args.file or args.out / DEFAULT_SHEET
     xlsx = xlsx.with_suffix(".xlsx")
@@ -78,6 +80,8 @@ def _export(args: argparse.Namespace) -> int:
     write_xlsx(xlsx, sample, target.model, target.prompt_version)
     write_csv(xlsx.with_suffix(".csv"), sample, target.model, target.prompt_version)
     print(f"wrote {len(sample)} of {len(items)} translations to {xlsx} and {xlsx.with_suffix('.csv')}")
+    if unfit:
+        print(f"  {len(unfit)} translations with control characters a worksheet cannot hold were left out")
     return 0
 
 

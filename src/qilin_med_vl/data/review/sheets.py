@@ -41,6 +41,14 @@ class SheetRow:
     prompt_version: str
 
 
+def fits_a_worksheet(item: ReviewItem) -> bool:
+    """False for texts with control characters a worksheet cannot hold (openpyxl refuses them): such a
+    text could not come back unchanged from the spreadsheet, so it is not offered for review."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return not (ILLEGAL_CHARACTERS_RE.search(item.english) or ILLEGAL_CHARACTERS_RE.search(item.chinese))
+
+
 def _values(number: int, item: ReviewItem, model: str, prompt_version: str) -> list:
     return [number, item.source, item.field, len(item.english), length_band(item.english), item.state,
             item.check, item.check_detail, item.chinese_share, item.occurrences, item.english, item.chinese,
