@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 from qilin_med_vl.data.converse import reasons
 from qilin_med_vl.data.translation.checks import (
+    NUMBER_PATTERN,
     PER_UNIT_NAMES,
     UNIT_NAMES,
+    alternation,
     canonical_number,
     numbers_in,
     quantities_in,
@@ -60,19 +62,14 @@ def _identities() -> dict[str, str]:
 _IDENTITY = _identities()
 
 
-def _alternation(words) -> str:
-    return "|".join(re.escape(word) for word in sorted(set(words), key=len, reverse=True))
-
-
-_NUMBER = r"\d+(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?"
+_UNIT_NAMES = [name for names in UNIT_NAMES.values() for name in names]
+_ANY_UNIT_NAMES = _UNIT_NAMES + [name for names in PER_UNIT_NAMES.values() for name in names]
+# a number followed by Chinese unit names, "3厘米", "5毫克每千克", "5 毫克/千克" (symbols: `quantities_in`)
 _CHINESE_QUANTITY = re.compile(
-    rf"(?P<number>{_NUMBER})\s*(?P<unit>(?:{_alternation(n for v in UNIT_NAMES.values() for n in v)})"
-    rf"(?:\s*(?:/|每)\s*(?:{_alternation(n for v in (*UNIT_NAMES.values(), *PER_UNIT_NAMES.values()) for n in v)}))*)"
+    rf"(?P<number>{NUMBER_PATTERN})\s*(?P<unit>(?:{alternation(_UNIT_NAMES)})"
+    rf"(?:\s*(?:/|每)\s*(?:{alternation(_ANY_UNIT_NAMES)}))*)"
 )
-_UNIT_SEPARATOR = re.compile(r"\s*(?:/|每)\s*")
-_CHINESE_UNIT_PART = re.compile(
-    _alternation(n for v in (*UNIT_NAMES.values(), *PER_UNIT_NAMES.values()) for n in v)
-)
+_CHINESE_UNIT_PART = re.compile(alternation(_ANY_UNIT_NAMES))
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def quantities(text: str) -> set[tuple[str, str]]:
         for number, unit in quantities_in(text)
     }
     for match in _CHINESE_QUANTITY.finditer(text):
-        parts = _CHINESE_UNIT_PART.findall(_UNIT_SEPARATOR.sub("/", match.group("unit")))
+        parts = _CHINESE_UNIT_PART.findall(match.group("unit"))
         found.add((canonical_number(match.group("number")), "/".join(_unit_identity(p) for p in parts)))
     return found
 
