@@ -222,3 +222,15 @@ def test_a_service_that_keeps_failing_drops_conversations_without_remembering_th
     ]
     assert main([*converse_args(build, server), *unreachable]) == 1
     assert "cannot reach http://127.0.0.1:9/v1/chat/completions" in capsys.readouterr().err
+
+
+def test_a_missing_key_is_named_and_leaves_no_half_written_file(build, capsys, monkeypatch):
+    monkeypatch.delenv(KEY_ENV)
+    with FakeConverseServer() as server:
+        assert main(converse_args(build, server)) == 1
+        assert server.requests == []
+    assert (
+        f"the environment variable {KEY_ENV} holding the conversation endpoint's API key"
+        in capsys.readouterr().err
+    )
+    assert not list(build.glob("conversation*.jsonl*"))  # the (empty) memory may stay

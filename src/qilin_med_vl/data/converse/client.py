@@ -11,6 +11,7 @@ caller can store it before the next one comes in.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from qilin_med_vl.data.translation.openai_backend import (
     REJECTED_STATUSES,
     RETRYABLE_STATUSES,
     TranslationServiceError,
-    resolve_api_key,
 )
+from qilin_med_vl.errors import QilinError
 
 UNREACHABLE = "endpoint_unreachable"  # internal: no attempt got an HTTP answer; stops the run
 
@@ -63,12 +64,23 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def api_key(variable: str) -> str:
+    key = os.environ.get(variable)
+    if not key:
+        raise QilinError(
+            f"the environment variable {variable} holding the conversation endpoint's API key is not set: "
+            f"`export {variable}=<key>` (any non-empty value for a local server that needs none), or name "
+            "another variable with --api-key-env"
+        )
+    return key
+
+
 class ChatClient:
     def __init__(self, config: ConverseConfig) -> None:
         self.config = config
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         self.counts = RequestCounts()
-        self._api_key = resolve_api_key(config.api_key_env)
+        self._api_key = api_key(config.api_key_env)
         self._jitter = random.Random()
 
     def ask_all(

@@ -173,6 +173,7 @@ class Conversations:
         bar = tqdm(
             desc="converse", unit=" figures", total=len(figures), disable=not self.progress, file=sys.stderr
         )
+        completed = False
         try:
             for batch in _batched(figures, self.config.batch_size):
                 answers, hits = self._answers(batch, memory)
@@ -189,11 +190,15 @@ class Conversations:
                         outcome = Outcome(reason=answer, detail=reasons.REASON_DESCRIPTIONS[answer])
                     self._write(figure, outcome, handles, counts)
                 bar.update(len(batch))
+            completed = True
         finally:
             bar.close()
             for handle in handles.values():
                 handle.close()
             memory.close()
+            if not completed:  # what was paid for is in the memory; the half-written files are of no use
+                for path in partial.values():
+                    path.unlink(missing_ok=True)
         for name, path in paths.items():
             os.replace(partial[name], path)
         summary = self._summary(len(figures), counts, used)
