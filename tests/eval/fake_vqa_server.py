@@ -4,7 +4,8 @@ A request's key is the text part of its user message (the task's prompt). `answe
 answer sent back (unlisted keys get `default_answer`); `failures` maps a key to HTTP statuses returned,
 one per request, before its answer (429 comes with `Retry-After: 0`). `hold_after(n)` answers the next n
 requests and leaves every later one waiting, unanswered, until `release()` or shutdown, so a test can
-kill its client at a moment when exactly n answers were sent.
+kill its client at a moment when exactly n answers were sent. The same server plays the LLM judge: its
+requests are text only, keyed by the judge prompt, and answered with scripted verdict replies.
 
 Every request is logged with its key, model, Authorization header, whether it carried a PNG image as a
 data: URL, and whether it was answered; the most requests served at once is kept (`max_in_flight`).
@@ -30,7 +31,8 @@ class LoggedRequest:
     authorization: str | None
     image_is_png: bool
     temperature: float | None
-    image_colours: tuple | None = None  # the picture's distinct RGB colours, if at most 256 (None: no picture)
+    # the picture's distinct RGB colours, if at most 256 (None: no picture, e.g. a judge's question)
+    image_colours: tuple | None = None
     answered: bool = False
 
 

@@ -29,6 +29,7 @@ examples:
       --model qilin-med-vl --out runs/vqarad-vllm
   qilin eval --task pmc-vqa --data data/pmc-vqa --endpoint https://api.openai.com/v1 \\
       --model gpt-4o --api-key-env OPENAI_API_KEY --out runs/pmcvqa-gpt4o
+  qilin eval --task slake ... --judge-endpoint http://localhost:8001/v1 --judge-model qwen2.5-72b
   qilin eval --task slake ... --shard 0/4 --out runs/part0     (and 1/4, 2/4, 3/4 elsewhere)
   qilin eval merge runs/part0 runs/part1 runs/part2 runs/part3 --out runs/slake-qilin
   qilin eval compare runs/slake-qilin runs/slake-gpt4o --out runs/slake-compare.md
@@ -153,6 +154,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT_S,
         help="endpoint: seconds per request (default: %(default)s)",
     )
+    judge = parser.add_argument_group(
+        "the LLM judge (optional)",
+        "every open answer is also judged by a language model, reported beside the rule-based score; "
+        "--concurrency, --max-retries, --retry-backoff and --timeout apply to it too",
+    )
+    add(judge, "--judge-endpoint", metavar="URL", help="the judge's OpenAI-compatible base URL")
+    add(judge, "--judge-model", metavar="NAME", help="the judge's model name")
+    add(
+        judge,
+        "--judge-api-key-env",
+        metavar="VAR",
+        help="environment variable holding the judge endpoint's API key (none: no key)",
+    )
     add(parser, "--out", type=Path, metavar="DIR", help="the run's folder (resumed if it holds this run)")
     parser.set_defaults(
         handler=run_handler, command_words=functools.partial(_command_words, ["eval"], run_actions)
@@ -241,6 +255,7 @@ def run_handler(args: argparse.Namespace) -> int:
     options = TaskOptions(
         mode=args.mode, lang=args.lang, metric_style=args.metric_style, image_cache=args.image_cache
     )
+    judge = _judge(args)  # checked before the task reads anything
     task = make_task(args.task, args.task_factory, args.data, options)
     backend = _backend(args)
     settings = RunSettings(
@@ -254,9 +269,43 @@ def run_handler(args: argparse.Namespace) -> int:
         argv=args.command_words(args),
         blank_images=args.blank_images,
     )
-    metrics = run_evaluation(task, backend, settings)
+    metrics = run_evaluation(task, backend, settings, judge)
     _print_result(metrics, args.out)
     return 0
+
+
+def _judge(args: argparse.Namespace):
+    if args.judge_endpoint is None and args.judge_model is None:
+        if args.judge_api_key_env is not None:
+            raise QilinError("--judge-api-key-env needs --judge-endpoint URL and --judge-model NAME")
+        return None
+    if args.judge_endpoint is None or args.judge_model is None:
+        given, missing = (
+            ("--judge-model", "--judge-endpoint URL")
+            if args.judge_endpoint is None
+            else ("--judge-endpoint", "--judge-model NAME")
+        )
+        raise QilinError(
+            f"{given} needs {missing} too: the judge is a model at an OpenAI-compatible endpoint"
+        )
+    if not args.judge_endpoint.startswith(("http://", "https://")):
+        raise QilinError(
+            f"--judge-endpoint {args.judge_endpoint}: give an http:// or https:// base URL, "
+            "e.g. http://localhost:8001/v1"
+        )
+    from qilin_med_vl.eval.judge import Judge, JudgeSettings
+
+    return Judge(
+        JudgeSettings(
+            endpoint=args.judge_endpoint,
+            model=args.judge_model,
+            api_key_env=args.judge_api_key_env,
+            concurrency=args.concurrency,
+            max_retries=args.max_retries,
+            timeout_s=args.timeout,
+            backoff_s=args.retry_backoff,
+        )
+    )
 
 
 def _default_batch_size(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from qilin_med_vl.eval.items import EvalItem
 from qilin_med_vl.eval.normalize import normalize_text
 
 JUDGE_RESOURCE = "eval_judge_prompt.json"
+JUDGE_LANGUAGES = ("zh", "en")  # the languages the shipped prompt has a template for
 
 
 @cache
@@ -25,6 +26,11 @@ def _judge() -> dict:
 
 def judge_version() -> str:
     return _judge()["version"]
+
+
+def judge_templates() -> dict[str, str]:
+    """The template text per language, as run.json records it."""
+    return {language: _judge()[language] for language in JUDGE_LANGUAGES}
 
 
 def judge_prompt(item: EvalItem, prediction: str) -> str:

@@ -1,7 +1,7 @@
 """`qilin eval merge`: join the folders of one run split with --shard i/N into the unsharded run's folder.
 
-The shards must be the same run (identical identity apart from the shard, same --limit), together cover
-every shard index 0..N-1 once, and each be finished. The result is what the unsharded command would
+The shards must be the same run (identical identity apart from the shard, same --limit and LLM judge),
+together cover every shard index 0..N-1 once, and each be finished. The result is what the unsharded command would
 have written: predictions.jsonl in item order, run.json, metrics.json and report.md.
 """
 
@@ -40,6 +40,11 @@ def merge_shards(folders: Sequence[Path], out: Path, argv: Sequence[str] | None 
                 f"{folder} is shard {run['identity']['shard']['index']} of {run['identity']['shard']['count']}, "
                 f"{first_folder} one of {count}; merge the shards of one split"
             )
+        if run.get("judge") != first.get("judge"):
+            raise QilinError(
+                f"{folder} and {first_folder} were judged by different LLM judges (run.json's judge); "
+                "their verdicts would mix. Rerun the shards with the same --judge-* options"
+            )
         if run["limit"] != first["limit"]:
             raise QilinError(
                 f"{folder} ran with --limit {run['limit']}, {first_folder} with {first['limit']}"
@@ -57,6 +62,7 @@ def merge_shards(folders: Sequence[Path], out: Path, argv: Sequence[str] | None 
     for folder, run in runs:
         shard = run["identity"]["shard"]
         expected = select(range(run["data"]["items"]), run["limit"], Shard(**shard))
+        # the last line of an index wins: a judge verdict is appended as the item's record again
         answered = {entry["index"]: entry for entry in read_predictions(folder / PREDICTIONS_FILE)}
         unfinished = [index for index in expected if index not in answered]
         if unfinished:

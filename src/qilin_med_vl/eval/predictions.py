@@ -3,6 +3,8 @@
 The file is the run's memory: a rerun reads it, skips every item already in it and appends the rest.
 A run killed while writing leaves at most one unfinished last line (no newline at its end); reading
 drops it and `PredictionWriter` cuts it off before appending, so the file stays one JSON object a line.
+An item may have more than one line: the optional judge appends the item's record again with its
+verdict (see `judge`); the last line of an id is the item's record (`latest_per_id`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def read_predictions(path: Path) -> list[dict]:
             raise DataError(f"{path}, line {number}: not a prediction record (no 'id'); start a new --out")
         records.append(record)
     return records
+
+
+def latest_per_id(records: Iterable[dict]) -> list[dict]:
+    """Each id's last record (a later line only adds to an earlier one, e.g. a judge verdict), in item order."""
+    latest = {record["id"]: record for record in records}
+    return sorted(latest.values(), key=lambda record: record["index"])
 
 
 class PredictionWriter:

@@ -64,8 +64,36 @@ def render_report(metrics: dict) -> str:
                 *_table(GROUPING_TITLES[key], metrics[key]),
                 "",
             ]
+    lines += _judge_section(metrics)
     lines += [f"![scores per group]({CHART_FILE})", ""]
     return "\n".join(lines)
+
+
+def _judge_section(metrics: dict) -> list[str]:
+    """The LLM judge's verdicts on open answers beside the rule-based scores, per group that has any."""
+    judge = metrics.get("judge")
+    rows = [(label, group["judge"]) for label, group in chart_rows(metrics) if group.get("judge")]
+    if judge is None or not rows:
+        return []
+    lines = [
+        "## LLM judge (open answers)",
+        "",
+        f"- judge: {judge.get('model')} at {judge.get('endpoint')}; prompt version {judge.get('prompt_version')}",
+        "- agreement: share of judged items where the verdict equals (rule score >= 0.5); kappa: Cohen's "
+        "kappa of the two (n/a when chance agreement is 1)",
+        "",
+        "| group | asked | verdicts | unreadable | judge mean | rule mean | agreement | kappa |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, summary in rows:
+        numbers = [_number(summary[key]) for key in ("mean", "rule_mean", "agreement", "kappa")]
+        cells = [label, str(summary["asked"]), str(summary["count"]), str(summary["unreadable"]), *numbers]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _versions(versions) -> str:

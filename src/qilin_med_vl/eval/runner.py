@@ -5,6 +5,8 @@ index % N == i. The --out folder holds run.json (checked against this run's iden
 is asked), predictions.jsonl (appended and flushed per answer) and, at the end, metrics.json,
 report.md and scores.png over the selected items. Rerunning the same command resumes: items already in
 predictions.jsonl are never asked again, and a finished run only rewrites its metrics and report.
+With a judge (see `judge`), the open answers without a verdict are then judged, each verdict appended
+as it arrives; run.json records the judge, and a folder holding another judge's verdicts is refused.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 from qilin_med_vl.errors import DataError, QilinError
 from qilin_med_vl.eval.backend import Backend, Question
 from qilin_med_vl.eval.items import EvalItem, Task, TaskOptions
+from qilin_med_vl.eval.judge import Judge, check_judge, needs_verdict
 from qilin_med_vl.eval.predictions import (
     PREDICTIONS_FILE,
     PredictionWriter,
+    latest_per_id,
     prediction_record,
     read_predictions,
     write_predictions,
@@ -65,8 +69,9 @@ def select(items: Sequence, limit: int | None, shard: Shard | None) -> list[int]
     return [index for index in indices if shard.holds(index)]
 
 
-def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
-    """Run (or resume) the evaluation into `settings.out_dir`; returns metrics.json's content."""
+def run_evaluation(task: Task, backend: Backend, settings: RunSettings, judge: Judge | None = None) -> dict:
+    """Run (or resume) the evaluation into `settings.out_dir`, then let `judge` (if any) judge the open
+    answers; returns metrics.json's content."""
     items = _read_items(task, settings.data_dir)
     prompts = [task.prompt(item) for item in items]
     record = build_run_record(
@@ -84,6 +89,7 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
         argv=settings.argv,
         blank_images=settings.blank_images,
     )
+    record["judge"] = None if judge is None else judge.record()
     out = settings.out_dir
     _claim_folder(out, record)
 
@@ -94,18 +100,36 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings) -> dict:
     if todo:
         _answer(task, backend, items, prompts, todo, settings, already=len(chosen) - len(todo))
 
-    first_answers: dict[str, dict] = {}
-    for entry in read_predictions(out / PREDICTIONS_FILE):
-        first_answers.setdefault(entry["id"], entry)
-    everything = sorted(first_answers.values(), key=lambda entry: entry["index"])
     chosen_ids = {items[index].id for index in chosen}
+    judged = 0 if judge is None else _judge_open_answers(judge, items, chosen_ids, settings)
+    everything = latest_per_id(read_predictions(out / PREDICTIONS_FILE))
     records = [entry for entry in everything if entry["id"] in chosen_ids]
-    if todo and len(records) == len(chosen):
-        write_predictions(out / PREDICTIONS_FILE, everything)  # answers came in any order; now item order
+    if (todo or judged) and len(records) == len(chosen):
+        # answers and verdicts came in any order, a verdict as a second line: now one line per item, in order
+        write_predictions(out / PREDICTIONS_FILE, everything)
     metrics = build_metrics(record, records, len(chosen))
     write_metrics(out, metrics)
     write_report(out, metrics)
     return metrics
+
+
+def _judge_open_answers(
+    judge: Judge, items: Sequence[EvalItem], chosen_ids: set[str], settings: RunSettings
+) -> int:
+    """Judge every chosen open answer without a verdict; returns how many were judged."""
+    path = settings.out_dir / PREDICTIONS_FILE
+    records = latest_per_id(read_predictions(path))
+    pending = [entry for entry in records if entry["id"] in chosen_ids and needs_verdict(entry)]
+    if pending:
+        with PredictionWriter(path) as writer:
+            judge.judge(
+                {item.id: item for item in items},
+                pending,
+                writer.write,
+                settings.batch_size,
+                settings.progress,
+            )
+    return len(pending)
 
 
 def _read_items(task: Task, data_dir: Path) -> list[EvalItem]:
@@ -135,6 +159,7 @@ def _claim_folder(out: Path, record: dict) -> None:
                 + "\n  ".join(differences)
                 + "\nchoose another --out, or rerun that folder's own command to resume it"
             )
+        record["judge"] = check_judge(str(out), previous.get("judge"), record["judge"])
         # "date" stays when the run began; each resumption adds its own date
         record["resumed"] = [*previous.get("resumed", []), record["date"]]
         record["date"] = previous["date"]

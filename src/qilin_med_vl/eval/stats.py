@@ -9,6 +9,10 @@ answered). Under the null hypothesis that the two systems are exchangeable on ev
 difference is as likely to be positive as negative, so the observed |mean difference| is compared with
 the means after flipping random signs. Two-sided p = (1 + flips at least as extreme) / (1 + flips); when
 there are few items (2**n <= PERMUTATION_RESAMPLES) every sign pattern is enumerated and p is exact.
+
+Agreement of two yes/no raters (the LLM judge and the rule-based score): Cohen's kappa
+(p_o - p_e) / (1 - p_e), with p_o the share of items where they agree and p_e = a·b + (1 - a)(1 - b) the
+agreement expected by chance from each rater's share of yes (a, b); undefined (None) when p_e = 1.
 """
 
 from __future__ import annotations
@@ -90,3 +94,16 @@ def sign_flip_test(
         signs = rng.choice((1.0, -1.0), size=(count, values.size))  # (count, n)
         extreme += int((np.abs((signs * values).mean(axis=1)) >= observed - _TIE_TOLERANCE).sum())
     return PairedTest(values.size, float(values.mean()), (1 + extreme) / (1 + resamples), False, resamples)
+
+
+def cohen_kappa(first: Sequence[bool], second: Sequence[bool]) -> float | None:
+    """Cohen's kappa of two raters' yes/no labels on the same items; None when chance agreement is 1
+    (both raters gave one and the same label to every item) or there are no items."""
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} labels against {len(second)}: the raters must label the same items")
+    if not first:
+        return None
+    observed = sum(a == b for a, b in zip(first, second, strict=True)) / len(first)
+    yes_first, yes_second = sum(first) / len(first), sum(second) / len(second)
+    expected = yes_first * yes_second + (1 - yes_first) * (1 - yes_second)
+    return None if expected == 1.0 else (observed - expected) / (1 - expected)

@@ -5,6 +5,9 @@ are left out of that grouping only). Each group gives its item count, mean score
 `stats`) and the mean of every numeric or yes/no detail the task's scorer reported (exact match, F1,
 recall, BLEU-4...), over the items that report it, and how often each value of a text detail occurs
 (`detail_counts`, e.g. whether choice answers were matched by letter, option text or not at all).
+Where the optional LLM judge gave verdicts, a group also has `judge`: how many of its items were asked,
+how many replies had no verdict, the judge's mean, the rule-based mean over the same items, and the
+agreement of the two (share of equal yes/no, Cohen's kappa), the rule's yes being score >= 0.5.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qilin_med_vl.eval import stats
+from qilin_med_vl.eval.judge import JUDGE_DETAIL
 
 METRICS_FILE = "metrics.json"
+RULE_PASS = 0.5  # a rule-based score at least this high counts as "right" when compared with the judge
 GROUPINGS = {  # record field -> metrics.json key
     "language": "by_language",
     "answer_type": "by_answer_type",
@@ -27,12 +32,36 @@ GROUPINGS = {  # record field -> metrics.json key
 def group_summary(records: Sequence[dict]) -> dict:
     scores = [float(record["score"]) for record in records]
     interval = stats.bootstrap_interval(scores)
-    return {
+    summary = {
         "count": len(scores),
         "mean": sum(scores) / len(scores),
         "ci95": [interval.low, interval.high],
         "details": _detail_means(records),
         "detail_counts": _detail_counts(records),
+    }
+    judged = judge_summary(records)
+    if judged is not None:
+        summary["judge"] = judged
+    return summary
+
+
+def judge_summary(records: Sequence[dict]) -> dict | None:
+    """The judge's verdicts on `records` against their rule-based scores; None when none was judged."""
+    asked = [record for record in records if JUDGE_DETAIL in (record.get("details") or {})]
+    if not asked:
+        return None
+    readable = [record for record in asked if record["details"][JUDGE_DETAIL] is not None]
+    verdicts = [record["details"][JUDGE_DETAIL] == 1.0 for record in readable]
+    rule = [float(record["score"]) >= RULE_PASS for record in readable]
+    count = len(readable)
+    return {
+        "asked": len(asked),
+        "count": count,  # replies holding a verdict
+        "unreadable": len(asked) - count,  # no verdict word in the reply, or the request refused
+        "mean": sum(verdicts) / count if count else None,
+        "rule_mean": sum(float(record["score"]) for record in readable) / count if count else None,
+        "agreement": sum(v == r for v, r in zip(verdicts, rule, strict=True)) / count if count else None,
+        "kappa": stats.cohen_kappa(verdicts, rule),
     }
 
 
@@ -70,7 +99,9 @@ def summarize(records: Sequence[dict]) -> dict:
 
 def build_metrics(run_record: dict, records: Sequence[dict], expected_items: int) -> dict:
     """metrics.json's content: the traceability fields of run.json, how the interval was made, the scores."""
-    trace_keys = ("task", "model", "data", "prompt", "metric_version", "command", "date", "qilin_version")
+    trace_keys = (
+        "task", "model", "data", "prompt", "metric_version", "judge", "command", "date", "qilin_version",
+    )  # fmt: skip
     return {
         **{key: run_record.get(key) for key in trace_keys},
         "shard": run_record["identity"].get("shard"),
