@@ -21,7 +21,7 @@ from qilin_med_vl.eval.stats import cohen_kappa
 from .conftest import REPO, subprocess_env
 from .eval_helpers import by_id, endpoint_args, judge_key, read_json, read_jsonl
 from .fake_vqa_server import FakeVQAServer
-from .toy_task import TOY_ITEMS, prompt_of
+from .toy_task import TOY_ITEMS, prompt_of, write_toy_benchmark
 
 # the model's answers; the toy task scores 1 for a case-insensitive exact match
 MODEL_ANSWERS = {
@@ -246,3 +246,45 @@ def test_bad_judge_options_are_clear_errors_before_anything_is_asked(
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert not model_server.requests and not judge_server.requests and not out.exists()
+
+
+def test_judged_shards_merge_and_shards_of_different_judges_do_not(
+    model_server, judge_server, toy_data, tmp_path, capsys
+):
+    whole = tmp_path / "whole"
+    assert main(endpoint_args(toy_data, whole, model_server.base_url, *judge_args(judge_server))) == 0
+    parts = [tmp_path / f"part{index}" for index in range(2)]
+    for index, folder in enumerate(parts):
+        shard = ("--shard", f"{index}/2")
+        assert (
+            main(endpoint_args(toy_data, folder, model_server.base_url, *shard, *judge_args(judge_server)))
+            == 0
+        )
+    merged = tmp_path / "merged"
+    assert main(["eval", "merge", *map(str, parts), "--out", str(merged)]) == 0
+    merged_metrics, whole_metrics = read_json(merged / "metrics.json"), read_json(whole / "metrics.json")
+    assert merged_metrics["overall"]["judge"] == whole_metrics["overall"]["judge"]
+    assert merged_metrics["by_language"] == whole_metrics["by_language"]
+    asked = len(judge_server.requests)
+    assert main(endpoint_args(toy_data, merged, model_server.base_url, *judge_args(judge_server))) == 0
+    assert len(judge_server.requests) == asked  # every verdict came through the merge
+
+    other = tmp_path / "other-judge"
+    shard = ("--shard", "1/2")
+    assert (
+        main(endpoint_args(toy_data, other, model_server.base_url, *shard, *judge_args(judge_server, "j2")))
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["eval", "merge", str(parts[0]), str(other), "--out", str(tmp_path / "mixed")]) == 1
+    assert "different LLM judges" in capsys.readouterr().err
+
+
+def test_an_item_in_a_language_without_a_judge_prompt_is_a_clear_error(
+    model_server, judge_server, tmp_path, capsys
+):
+    data = write_toy_benchmark(tmp_path / "bench", [("f1", "Quel organe ?", "foie", "fr", "open", "CT")])
+    assert main(endpoint_args(data, tmp_path / "run", model_server.base_url, *judge_args(judge_server))) == 1
+    error = capsys.readouterr().err
+    assert "item 'f1': language 'fr' has no judge prompt" in error and "Traceback" not in error
+    assert not judge_server.requests
