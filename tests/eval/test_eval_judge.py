@@ -287,4 +287,4 @@ def test_an_item_in_a_language_without_a_judge_prompt_is_a_clear_error(
     assert main(endpoint_args(data, tmp_path / "run", model_server.base_url, *judge_args(judge_server))) == 1
     error = capsys.readouterr().err
     assert "item 'f1': language 'fr' has no judge prompt" in error and "Traceback" not in error
-    assert not judge_server.requests
+    assert not model_server.requests and not judge_server.requests  # refused before anything was asked

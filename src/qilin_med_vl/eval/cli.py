@@ -156,7 +156,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     judge = parser.add_argument_group(
         "the LLM judge (optional)",
-        "every open answer is also judged by a language model, reported beside the rule-based score; "
+        "every open answer is also judged by a language model, reported beside the rule-based score;\n"
         "--concurrency, --max-retries, --retry-backoff and --timeout apply to it too",
     )
     add(judge, "--judge-endpoint", metavar="URL", help="the judge's OpenAI-compatible base URL")

@@ -87,7 +87,7 @@ def judged_record(record: dict, reply: str, refusal: str | None) -> dict:
     """`record` with the judge's verdict on it (None for a reply without a verdict word, or a refusal)."""
     judged = {
         **record,
-        "details": {**(record.get("details") or {}), JUDGE_DETAIL: parse_verdict(reply) if reply else None},
+        "details": {**(record.get("details") or {}), JUDGE_DETAIL: parse_verdict(reply)},
         JUDGE_REPLY: reply,
     }
     if refusal is not None:
@@ -111,6 +111,16 @@ class Judge:
     def record(self) -> dict:
         return judge_record(self.settings)
 
+    @staticmethod
+    def check_languages(items: Sequence[EvalItem]) -> None:
+        """Refuse, before anything is asked, open items in a language the judge prompt has no template for."""
+        for item in items:
+            if item.answer_type == OPEN and item.language not in JUDGE_LANGUAGES:
+                raise DataError(
+                    f"item {item.id!r}: language {item.language!r} has no judge prompt (there are "
+                    f"{', '.join(JUDGE_LANGUAGES)}); leave out --judge-endpoint and --judge-model for this task"
+                )
+
     def judge(
         self,
         items_by_id: Mapping[str, EvalItem],
@@ -122,12 +132,6 @@ class Judge:
         """Ask about every record of `pending`, handing each judged record to `write` as its reply arrives."""
         from tqdm import tqdm
 
-        for record in pending:
-            if items_by_id[record["id"]].language not in JUDGE_LANGUAGES:
-                raise DataError(
-                    f"item {record['id']!r}: language {items_by_id[record['id']].language!r} has no judge "
-                    f"prompt (there are {', '.join(JUDGE_LANGUAGES)}); leave out --judge-endpoint for this task"
-                )
         bar = tqdm(total=len(pending), desc="judge", unit="item", disable=None if progress else True)
         try:
             for start in range(0, len(pending), batch_size):

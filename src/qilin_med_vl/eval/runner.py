@@ -89,11 +89,14 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings, judge: J
         argv=settings.argv,
         blank_images=settings.blank_images,
     )
-    record["judge"] = None if judge is None else judge.record()
+    chosen = select(items, settings.limit, settings.shard)
+    record["judge"] = None
+    if judge is not None:
+        judge.check_languages([items[index] for index in chosen])
+        record["judge"] = judge.record()
     out = settings.out_dir
     _claim_folder(out, record)
 
-    chosen = select(items, settings.limit, settings.shard)
     done = {entry["id"] for entry in read_predictions(out / PREDICTIONS_FILE)}
     todo = [index for index in chosen if items[index].id not in done]
     _check_images(items, todo)
