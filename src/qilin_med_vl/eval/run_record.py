@@ -3,7 +3,9 @@
 `identity` is the part that decides whether an --out folder may be resumed: the task and its options,
 the model (weights hash, or endpoint and model name), the items (a hash of every item as read), the
 prompts, the metric version, the answer length and the shard. The rest (command line, date, version,
-directories) is recorded for the reader and may differ between a run and its resumption.
+directories) is recorded for the reader and may differ between a run and its resumption. The optional
+LLM judge (`judge`) is not part of the identity: a judge may be added to a finished run, and the runner
+refuses a folder holding another judge's verdicts on its own (`judge.check_judge`).
 
 Why the items are hashed rather than the benchmark's files: a benchmark folder also holds thousands of
 images and files the task never reads. The hash covers what was asked: every item's id, question,
@@ -66,6 +68,7 @@ def build_run_record(
     limit: int | None,
     argv: Sequence[str] | None = None,
     blank_images: bool = False,
+    judge: dict | None = None,
 ) -> dict:
     model_key = {key: value for key, value in model.items() if key != "directory"}  # folders may move
     identity = {
@@ -88,6 +91,7 @@ def build_run_record(
         "data": {"path": str(data_dir.resolve()), "items": item_count, "items_sha256": items_digest},
         "prompt": prompt,
         "metric_version": metric_version,
+        "judge": judge,
         "limit": limit,
         "command": shlex.join(["qilin", *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

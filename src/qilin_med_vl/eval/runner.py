@@ -74,6 +74,9 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings, judge: J
     answers; returns metrics.json's content."""
     items = _read_items(task, settings.data_dir)
     prompts = [task.prompt(item) for item in items]
+    chosen = select(items, settings.limit, settings.shard)
+    if judge is not None:
+        judge.check_languages([items[index] for index in chosen])
     record = build_run_record(
         task_name=task.name,
         options=settings.options,
@@ -88,12 +91,8 @@ def run_evaluation(task: Task, backend: Backend, settings: RunSettings, judge: J
         limit=settings.limit,
         argv=settings.argv,
         blank_images=settings.blank_images,
+        judge=None if judge is None else judge.record(),
     )
-    chosen = select(items, settings.limit, settings.shard)
-    record["judge"] = None
-    if judge is not None:
-        judge.check_languages([items[index] for index in chosen])
-        record["judge"] = judge.record()
     out = settings.out_dir
     _claim_folder(out, record)
 
