@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.translation import cli as tm_cli
 
 TRANSLATOR_BACKENDS = ("none", "openai")
@@ -207,6 +208,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_build(commands)
     _add_link(commands)
     _add_stats(commands)
+    synth_cli.register(commands)
     tm_parser = commands.add_parser("tm", help="translation memory: import/export TSV or JSONL pairs")
     tm_cli.register(tm_parser)
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
