@@ -62,7 +62,9 @@ def record_turns(record: object, where: str) -> list[tuple[str, str]]:
     return turns
 
 
-def make_record(record_id: str, image: str | None, turns: list[tuple[str, str]], meta: dict | None = None) -> dict:
+def make_record(
+    record_id: str, image: str | None, turns: list[tuple[str, str]], meta: dict | None = None
+) -> dict:
     """The LLaVA record of (role, text) turns; the inverse of `record_turns`."""
     record: dict = {"id": record_id}
     if image is not None:
@@ -75,7 +77,9 @@ def make_record(record_id: str, image: str | None, turns: list[tuple[str, str]],
 
 def strip_image_token(text: str) -> str:
     """A human turn without its `<image>` placeholder (and the newline LLaVA puts beside it)."""
-    return text.replace(IMAGE_TOKEN + "\n", "").replace("\n" + IMAGE_TOKEN, "").replace(IMAGE_TOKEN, "").strip()
+    return (
+        text.replace(IMAGE_TOKEN + "\n", "").replace("\n" + IMAGE_TOKEN, "").replace(IMAGE_TOKEN, "").strip()
+    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Procedural pictures of the five synthetic modalities, one function each, with or without a lesion.
 
-Every renderer takes a numpy Generator (the only source of randomness, so a seed fixes the pixels),
-the finding and the side length, and returns a square RGB PIL image. Anatomy varies from picture to
+Every renderer takes two numpy Generators (anatomy and lesion: the only sources of randomness, so a
+seed fixes the pixels), the finding and the side length, and returns a square RGB PIL image. Anatomy varies from picture to
 picture (sizes, positions, contrast, noise); the lesion is placed by its finding: its centre in the
 left or right, upper or lower part of the picture, its radius small or large. Lesions are sized and
 contrasted to stay visible after the model's resize to 64x64 (a small lesion still covers about one
@@ -75,7 +75,9 @@ def _to_image(gray_or_rgb: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels, mode="RGB")
 
 
-def render_chest_xray(rng: np.random.Generator, finding: Finding, size: int) -> Image.Image:
+def render_chest_xray(
+    rng: np.random.Generator, lesion_rng: np.random.Generator, finding: Finding, size: int
+) -> Image.Image:
     """Frontal chest radiograph: dark lungs, ribs, bright mediastinum and heart, diaphragm; a bright mass."""
     y, x = _grid(size)
     scale = rng.uniform(0.93, 1.05)
@@ -98,14 +100,16 @@ def render_chest_xray(rng: np.random.Generator, finding: Finding, size: int) -> 
     diaphragm = np.clip((y - (0.76 + 0.05 * np.abs(x - 0.5) / 0.5)) / 0.03, 0.0, 1.0)
     image = np.maximum(image, 0.58 * diaphragm * body)
     if finding.present:
-        centre_y, centre_x, radius = lesion_geometry(rng, finding, (0.28, 0.72), (0.34, 0.6))
+        centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.28, 0.72), (0.34, 0.6))
         image += 0.42 * _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.3)
     image = image * rng.uniform(0.9, 1.1) + 0.03 * _smooth_noise(rng, size, 8)
     image += rng.normal(0.0, 0.025, image.shape)
     return _to_image(image)
 
 
-def render_head_ct(rng: np.random.Generator, finding: Finding, size: int) -> Image.Image:
+def render_head_ct(
+    rng: np.random.Generator, lesion_rng: np.random.Generator, finding: Finding, size: int
+) -> Image.Image:
     """Axial head CT: bright skull ring, grey brain, dark ventricles; a hyperdense lesion."""
     y, x = _grid(size)
     radius_y, radius_x = 0.42 * rng.uniform(0.95, 1.03), 0.36 * rng.uniform(0.95, 1.05)
@@ -118,13 +122,15 @@ def render_head_ct(rng: np.random.Generator, finding: Finding, size: int) -> Ima
         image -= 0.2 * inner * _ellipse(y, x, 0.47, centre_x, 0.09, 0.025, edge=0.3)
     image -= 0.12 * inner * _ellipse(y, x, 0.5, 0.5, 0.3, 0.006, edge=0.5)  # the interhemispheric fissure
     if finding.present:
-        centre_y, centre_x, radius = lesion_geometry(rng, finding, (0.33, 0.67), (0.34, 0.64))
+        centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.33, 0.67), (0.34, 0.64))
         image += 0.4 * inner * _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.25)
     image += rng.normal(0.0, 0.02, image.shape)
     return _to_image(image)
 
 
-def render_abdominal_ct(rng: np.random.Generator, finding: Finding, size: int) -> Image.Image:
+def render_abdominal_ct(
+    rng: np.random.Generator, lesion_rng: np.random.Generator, finding: Finding, size: int
+) -> Image.Image:
     """Axial abdominal CT: body ellipse with fat rim, liver, spleen, kidneys, spine, aorta; a hypodense mass."""
     y, x = _grid(size)
     body_y, body_x = 0.34 * rng.uniform(0.93, 1.04), 0.46 * rng.uniform(0.94, 1.03)
@@ -139,13 +145,15 @@ def render_abdominal_ct(rng: np.random.Generator, finding: Finding, size: int) -
     image = np.maximum(image, 0.95 * _ellipse(y, x, 0.7, 0.5, 0.06, 0.06, edge=0.1))  # vertebral body
     image = np.maximum(image, 0.8 * _ellipse(y, x, 0.58, 0.5, 0.025, 0.025, edge=0.2))  # aorta
     if finding.present:
-        centre_y, centre_x, radius = lesion_geometry(rng, finding, (0.3, 0.7), (0.36, 0.58))
+        centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.3, 0.7), (0.36, 0.58))
         image -= 0.3 * tissue * _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.2)
     image += rng.normal(0.0, 0.02, image.shape)
     return _to_image(image)
 
 
-def render_ultrasound(rng: np.random.Generator, finding: Finding, size: int) -> Image.Image:
+def render_ultrasound(
+    rng: np.random.Generator, lesion_rng: np.random.Generator, finding: Finding, size: int
+) -> Image.Image:
     """B-mode sector scan: a fan of speckle fading with depth, on black; a hypoechoic (dark) lesion."""
     y, x = _grid(size)
     apex_y, half_angle = 0.04, np.deg2rad(rng.uniform(36.0, 40.0))
@@ -157,7 +165,7 @@ def render_ultrasound(rng: np.random.Generator, finding: Finding, size: int) -> 
     echogenicity *= np.exp(-1.1 * depth)  # attenuation with depth
     echogenicity += 0.25 * _ellipse(y, x, 0.22, 0.5, 0.012, 0.5, edge=0.5)  # a bright fascia line
     if finding.present:
-        centre_y, centre_x, radius = lesion_geometry(rng, finding, (0.36, 0.64), (0.38, 0.68))
+        centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.36, 0.64), (0.38, 0.68))
         lesion = _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.15)
         echogenicity = echogenicity * (1.0 - 0.85 * lesion)
     speckle = rng.rayleigh(0.8, (size, size))
@@ -168,22 +176,26 @@ def render_ultrasound(rng: np.random.Generator, finding: Finding, size: int) -> 
 def _stamp_nuclei(rgb: np.ndarray, rng: np.random.Generator, centres: np.ndarray, radius: float, dark: float):
     """Paint purple hematoxylin-stained nuclei (ellipses of about `radius` px) at `centres` (N, 2) in px."""
     size = rgb.shape[0]
-    nucleus_colour = np.array([0.32, 0.16, 0.5]) * dark
     reach = int(np.ceil(radius * 1.6)) + 1
     offsets = np.arange(-reach, reach + 1)
-    for centre_y, centre_x in centres:
-        stretch = rng.uniform(0.7, 1.3)
-        row0, col0 = int(centre_y), int(centre_x)
-        rows = np.clip(row0 + offsets, 0, size - 1)
-        cols = np.clip(col0 + offsets, 0, size - 1)
-        patch_y, patch_x = np.meshgrid(rows + 0.5 - centre_y, cols + 0.5 - centre_x, indexing="ij")
-        distance = np.sqrt((patch_y / (radius * stretch)) ** 2 + (patch_x * stretch / radius) ** 2)
-        weight = np.clip(1.5 - distance, 0.0, 1.0)[:, :, None]
-        block = rgb[np.ix_(rows, cols)]
-        rgb[np.ix_(rows, cols)] = block * (1 - weight) + nucleus_colour * weight
+    stretch = rng.uniform(0.7, 1.3, len(centres))[:, None, None]  # (N, 1, 1): elongated nuclei
+    rows = np.floor(centres[:, 0])[:, None, None].astype(int) + offsets[None, :, None]  # (N, K, 1)
+    cols = np.floor(centres[:, 1])[:, None, None].astype(int) + offsets[None, None, :]  # (N, 1, K)
+    offset_y = rows + 0.5 - centres[:, 0, None, None]
+    offset_x = cols + 0.5 - centres[:, 1, None, None]
+    distance = np.sqrt((offset_y / (radius * stretch)) ** 2 + (offset_x * stretch / radius) ** 2)  # (N, K, K)
+    weight = np.clip(1.5 - distance, 0.0, 1.0)
+    rows, cols = np.broadcast_arrays(rows, cols)
+    inside = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
+    coverage = np.zeros((size, size))
+    np.maximum.at(coverage, (rows[inside], cols[inside]), weight[inside])  # overlapping nuclei do not add up
+    nucleus_colour = np.array([0.32, 0.16, 0.5]) * dark
+    rgb[:] = rgb * (1 - coverage[:, :, None]) + nucleus_colour * coverage[:, :, None]
 
 
-def render_histology(rng: np.random.Generator, finding: Finding, size: int) -> Image.Image:
+def render_histology(
+    rng: np.random.Generator, lesion_rng: np.random.Generator, finding: Finding, size: int
+) -> Image.Image:
     """H&E-like section: pink stroma with pale spaces and scattered purple nuclei; a dense tumour nest."""
     y, x = _grid(size)
     stroma = _smooth_noise(rng, size, 16)
@@ -195,22 +207,23 @@ def render_histology(rng: np.random.Generator, finding: Finding, size: int) -> I
     background_count = int(140 * scale * scale)
     _stamp_nuclei(rgb, rng, rng.uniform(0, size, (background_count, 2)), 1.6 * scale, 1.0)
     if finding.present:
-        centre_y, centre_x, radius = lesion_geometry(rng, finding, (0.3, 0.7), (0.3, 0.7))
+        centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.3, 0.7), (0.3, 0.7))
         nest = _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.15)[:, :, None]
         rgb = rgb * (1 - 0.35 * nest) + np.array([0.55, 0.35, 0.65]) * 0.35 * nest
         count = int(np.pi * (radius * size) ** 2 / (3.2 * scale) ** 2)
-        angles = rng.uniform(0, 2 * np.pi, count)
-        distances = radius * size * np.sqrt(rng.uniform(0, 1, count))
+        angles = lesion_rng.uniform(0, 2 * np.pi, count)
+        distances = radius * size * np.sqrt(lesion_rng.uniform(0, 1, count))
         centres = np.stack(
             [centre_y * size + distances * np.sin(angles), centre_x * size + distances * np.cos(angles)],
             axis=1,
         )
-        _stamp_nuclei(rgb, rng, centres, 2.3 * scale, 0.8)
+        _stamp_nuclei(rgb, lesion_rng, centres, 2.3 * scale, 0.8)
     rgb += rng.normal(0.0, 0.015, rgb.shape)
     return _to_image(rgb)
 
 
-RENDERERS: dict[str, Callable[[np.random.Generator, Finding, int], Image.Image]] = {
+Renderer = Callable[[np.random.Generator, np.random.Generator, Finding, int], Image.Image]
+RENDERERS: dict[str, Renderer] = {
     CHEST_XRAY: render_chest_xray,
     HEAD_CT: render_head_ct,
     ABDOMINAL_CT: render_abdominal_ct,
@@ -220,5 +233,10 @@ RENDERERS: dict[str, Callable[[np.random.Generator, Finding, int], Image.Image]]
 
 
 def render(modality: str, finding: Finding, size: int, seed: int) -> Image.Image:
-    """The picture of one figure: `seed` alone decides its anatomy, noise and lesion placement."""
-    return RENDERERS[modality](np.random.default_rng(seed), finding, size)
+    """The picture of one figure: `seed` alone decides its anatomy, noise and lesion placement.
+
+    Anatomy and lesion draw from two generators spawned from the seed, so the same seed with and without
+    a lesion gives the same patient, and the two pictures differ by the lesion alone.
+    """
+    anatomy_rng, lesion_rng = np.random.default_rng(seed).spawn(2)
+    return RENDERERS[modality](anatomy_rng, lesion_rng, finding, size)

@@ -206,7 +206,7 @@ def _cases(rng: random.Random, seed: int, count: int) -> list[CaseRow]:
                     figure_ids=figure_ids,
                     figures=figures,
                     context=texts.context(
-                        modality, finding, rng.randint(18, 85), rng.choice(("male", "female"))
+                        modality, finding, rng.randint(20, 79), rng.choice(("male", "female"))
                     ),
                     inline=texts.inline(modality, finding, numbers),
                     question_type=question_type,
