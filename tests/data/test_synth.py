@@ -282,3 +282,45 @@ def test_cli_defaults_are_the_generator_defaults():
         generate.DEFAULT_COUNTS.vqa,
     )
     assert synth_cli.DEFAULT_SIZE == generate.DEFAULT_SIZE
+
+
+def test_import_and_build_turn_the_world_into_a_chinese_dataset_without_a_service(
+    tmp_path, monkeypatch, capsys
+):
+    """synth -> `qilin data tm import` -> `qilin data build --config build.yaml`, run from the synth folder."""
+    pytest.importorskip("httpx")
+    out = tmp_path / "world"
+    _synthesize(out)
+    monkeypatch.chdir(out)
+    monkeypatch.setenv(write.API_KEY_VARIABLE, "unused")
+    cache = write.TRANSLATION_MEMORY_CACHE
+    assert main(["data", "tm", "import", write.TRANSLATION_MEMORY_IMPORT, "--cache", cache]) == 0
+    assert main(["data", "build", "--config", write.BUILD_CONFIG, "--no-progress"]) == 0
+    truth = {}
+    for line in (out / write.GROUND_TRUTH).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        for record_id in row["record_ids"]:
+            truth[record_id] = row
+    records = [
+        json.loads(line)
+        for path in sorted((out / "built").glob("*-of-*.jsonl"))
+        if not path.name.startswith("dropped")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    vqa = [record for record in records if record["meta"]["source"] == PMC_VQA]
+    assert len(vqa) == 40
+    for record in records:
+        expected = truth[record["id"]]
+        answer = record["conversations"][1]["value"]
+        if record["meta"]["stage"] == "instruction":
+            assert answer == expected["answer_zh"]
+        elif record["meta"]["source"] == PMC_OA:
+            assert answer == expected["answer_zh"]
+    dropped = [
+        json.loads(line)
+        for path in (out / "built").glob("dropped-*.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    # nothing is dropped for its text: every English text was served by the memory. Case reports are
+    # dropped (image_missing) only by a reader that takes img_ref entries for file names, not figure ids
+    assert {(row["source"], row["reason"]) for row in dropped} <= {(PMC_CASE_REPORT, "image_missing")}
