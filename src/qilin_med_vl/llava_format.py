@@ -15,6 +15,7 @@ reads (records of both stages, told apart by `meta.stage`). Training never reads
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ SPEAKER_OF_ROLE = {role: speaker for speaker, role in ROLE_OF_SPEAKER.items()}
 MANIFEST_FILE = "manifest.json"
 IMAGES_DIR = "images"
 MANIFEST_FORMAT = "qilin-med-vl/chimed-vl-build/1"
+# what each shard of a sharded build writes; manifest.json appears once every shard is done
+SHARD_MANIFEST = re.compile(r"manifest-(\d{5})-of-(\d{5})\.json")
 
 
 def shard_file_name(split: str, suffix: str) -> str:
@@ -88,12 +91,27 @@ class BuiltFiles:
     image_root: Path  # record `image` paths are relative to this folder
 
 
+def _shard_manifests(folder: Path) -> list[re.Match]:
+    if not folder.is_dir():
+        return []
+    return [match for path in folder.iterdir() if (match := SHARD_MANIFEST.fullmatch(path.name))]
+
+
 def is_built_folder(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST_FILE).is_file()
+    path = Path(path)
+    return (path / MANIFEST_FILE).is_file() or bool(_shard_manifests(path))
 
 
 def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / MANIFEST_FILE
+    shards = _shard_manifests(Path(folder))
+    if not path.is_file() and shards:
+        count = int(shards[0].group(2))
+        missing = sorted(set(range(count)) - {int(match.group(1)) for match in shards})
+        raise DataError(
+            f"{folder}: shards {missing} of {count} are not built yet; run `qilin data build --shard i/{count}` "
+            "for each before using the folder"
+        )
     if not path.is_file():
         raise DataError(
             f"{folder}: no {MANIFEST_FILE}; give a folder written by `qilin data build` or "

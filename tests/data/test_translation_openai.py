@@ -19,7 +19,8 @@ import pytest
 from qilin_med_vl.data.translation import pairs as pairs_format
 from qilin_med_vl.data.translation import reasons
 from qilin_med_vl.data.translation.checks import CheckThresholds, check_translation
-from qilin_med_vl.data.translation.config import Translation, TranslatorConfig, TranslatorConfigError
+from qilin_med_vl.config import ConfigError
+from qilin_med_vl.data.translation.config import Translation, TranslatorConfig
 from qilin_med_vl.data.translation.factory import make_translator
 from qilin_med_vl.data.translation.memory import TranslationMemory
 from qilin_med_vl.data.translation.openai_backend import TranslationServiceError
@@ -213,11 +214,11 @@ def test_missing_api_key_names_the_variable(tmp_path, monkeypatch):
 
 
 def test_bad_settings_are_named(tmp_path):
-    with pytest.raises(TranslatorConfigError, match="concurrency"):
+    with pytest.raises(ConfigError, match="concurrency"):
         make_translator(TranslatorConfig(backend="openai", concurrency=0, cache_path=str(tmp_path / "t")))
-    with pytest.raises(TranslatorConfigError, match="backend"):
+    with pytest.raises(ConfigError, match="backend"):
         make_translator(TranslatorConfig(backend="deepl"))
-    with pytest.raises(TranslatorConfigError, match=r"concurrency is '8'; it must be int.*use_cmekg is 1"):
+    with pytest.raises(ConfigError, match=r"concurrency is '8'; it must be int.*use_cmekg is 1"):
         make_translator(TranslatorConfig(backend="openai", concurrency="8", use_cmekg=1))
 
 

@@ -52,7 +52,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 def instruct_dataset(processor, data_dir: Path, count: int | None = None) -> ConversationDataset:
     """The synthetic stage-2 records (the first `count`), tokenized with the chat template."""
-    records = read_records(data_dir / "instruct.jsonl")[:count]
+    records = read_records([data_dir / "instruct.jsonl"])[:count]
     tokenizer = ConversationTokenizer(processor, "chat", 400)
     return ConversationDataset(records, tokenizer, processor.image_processor, data_dir, progress=False)
 

@@ -108,7 +108,7 @@ def test_plan_packs_fills_rows_without_overflow():
 def test_dataset_items_are_the_tokenizer_output(tiny, data_dir):
     """Samples are stored compactly (image runs collapsed) and come back exactly as tokenized."""
     _, processor = tiny
-    records = read_records(data_dir / "instruct.jsonl")
+    records = read_records([data_dir / "instruct.jsonl"])
     tokenizer = ConversationTokenizer(processor, "chat", 400)
     dataset = ConversationDataset(records, tokenizer, processor.image_processor, data_dir, progress=False)
     assert len(dataset) == len(records)

@@ -7,8 +7,9 @@ import json
 import pytest
 import yaml
 
-from qilin_med_vl.train.config import ConfigError, load_config, resolved_yaml
-from qilin_med_vl.train.records import read_records
+from qilin_med_vl.config import ConfigError
+from qilin_med_vl.train.config import load_config, resolved_yaml
+from qilin_med_vl.train.records import read_records, training_data
 from tests.train.conftest import REPO
 
 CONFIGS = REPO / "configs/train"
@@ -18,7 +19,7 @@ CONFIGS = REPO / "configs/train"
 def test_shipped_configs_load_and_name_their_command(name):
     path = CONFIGS / f"{name}.yaml"
     config = load_config(path)
-    assert config.stage == ("align" if "align" in name else "instruct")
+    assert config.stage == ("alignment" if "align" in name else "instruction")
     lines = path.read_text(encoding="utf-8").splitlines()
     header = "\n".join(
         line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("#"))]
@@ -28,7 +29,7 @@ def test_shipped_configs_load_and_name_their_command(name):
 
 def test_paper_hyperparameters():
     align, instruct = load_config(CONFIGS / "align.yaml"), load_config(CONFIGS / "instruct.yaml")
-    # DESIGN.md section 2 (paper 5.2): lr 1e-3 / 2e-5, batch 32 / 16 per GPU on 8 GPUs, 1 epoch,
+    # the paper (section 5.2): lr 1e-3 / 2e-5, batch 32 / 16 per GPU on 8 GPUs, 1 epoch,
     # warmup 0.03, cosine, max length 2048, bf16
     assert (align.learning_rate, align.per_device_train_batch_size) == (1e-3, 32)
     assert (instruct.learning_rate, instruct.per_device_train_batch_size) == (2e-5, 16)
@@ -40,7 +41,7 @@ def test_paper_hyperparameters():
 
 def test_overrides_and_numbers_without_a_dot(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("stage: instruct\nmodel: m\ndata: d\nlearning_rate: 2e-5\n", encoding="utf-8")
+    path.write_text("stage: instruction\nmodel: m\ndata: d\nlearning_rate: 2e-5\n", encoding="utf-8")
     config = load_config(path, ["max_steps=7", "lora.enabled=true", "lora.r=4", "report_to=[]"])
     assert (config.learning_rate, config.max_steps, config.lora.enabled, config.lora.r) == (2e-5, 7, True, 4)
     assert config.report_to == []
@@ -50,14 +51,14 @@ def test_overrides_and_numbers_without_a_dot(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("nonsense=1", r"unknown keys \['nonsense'\]"),
+        ("nonsense=1", r"unknown key\(s\) nonsense; known: stage, model"),
         ("max_steps", "not key=value"),
         ("learning_rate=fast", "not a number"),
     ],
 )
 def test_bad_overrides(override, message, tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("stage: align\nmodel: m\ndata: d\n", encoding="utf-8")
+    path.write_text("stage: alignment\nmodel: m\ndata: d\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_config(path, [override])
 
@@ -71,8 +72,10 @@ def test_reads_jsonl_json_list_and_shard_folders(tmp_path):
             json.dumps(record) + "\n\n", encoding="utf-8"
         )
     (tmp_path / "list.json").write_text(json.dumps([record, record, record]), encoding="utf-8")
-    assert len(read_records(tmp_path / "shards")) == 2
-    records = read_records(tmp_path / "list.json")
+    shards = training_data(tmp_path / "shards", "alignment")
+    assert shards.image_folder == tmp_path / "shards"
+    assert len(read_records(shards.files)) == 2
+    records = read_records(training_data(tmp_path / "list.json", "alignment").files)
     assert len(records) == 3 and records[2].where.endswith("list.json[2]")
     assert records[0].turns == [("user", "<image>\n问"), ("assistant", "答")]
 

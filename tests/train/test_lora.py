@@ -71,12 +71,12 @@ def test_lora_only_in_stage_two(capsys, tmp_path):
             "train",
             "--config",
             str(TINY_INSTRUCT),
-            "stage=align",
+            "stage=alignment",
             "lora.enabled=true",
             f"output_dir={tmp_path}",
         ]
     )
-    assert code == 1 and "only trains in stage `instruct`" in capsys.readouterr().err
+    assert code == 1 and "only trains in stage `instruction`" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(

@@ -32,15 +32,15 @@ class StopAfter(TrainerCallback):
 @pytest.mark.parametrize(
     ("stage", "extra"),
     [
-        ("align", []),
-        ("instruct", []),
-        ("instruct", ["lora.enabled=true", "lora.r=4", "lora.dropout=0", "learning_rate=1e-2"]),
+        ("alignment", []),
+        ("instruction", []),
+        ("instruction", ["lora.enabled=true", "lora.r=4", "lora.dropout=0", "learning_rate=1e-2"]),
     ],
     ids=["align", "instruct", "instruct-lora"],
 )
 def test_resumed_run_matches_uninterrupted_run(stage, extra, base_dir, stage1_dir, data_dir, tmp_path):
-    config_file = TINY_ALIGN if stage == "align" else TINY_INSTRUCT
-    model = base_dir if stage == "align" else stage1_dir
+    config_file = TINY_ALIGN if stage == "alignment" else TINY_INSTRUCT
+    model = base_dir if stage == "alignment" else stage1_dir
     common = [*FAST, f"model={model}", f"data={data_dir / (stage + '.jsonl')}", f"max_steps={STEPS}",
               f"save_steps={CHECKPOINT}", "per_device_train_batch_size=3", *extra]  # fmt: skip
 

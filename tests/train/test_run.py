@@ -60,7 +60,10 @@ def stage2_dir(stage1_dir, data_dir, tmp_path_factory):
 
 
 def test_stage1_then_stage2_outputs(stage1_dir, stage2_dir, data_dir):
-    for directory, stage, model in ((stage1_dir, "align", None), (stage2_dir, "instruct", str(stage1_dir))):
+    for directory, stage, model in (
+        (stage1_dir, "alignment", None),
+        (stage2_dir, "instruction", str(stage1_dir)),
+    ):
         config = yaml.safe_load((directory / "train_config.yaml").read_text(encoding="utf-8"))
         assert config["stage"] == stage
         if model:
@@ -112,7 +115,7 @@ def test_records_that_cannot_fit_are_dropped_counted_and_reported(base_dir, data
 def test_bad_override_is_a_clear_error(capsys, tmp_path):
     code = main(["train", "--config", str(TINY_INSTRUCT), "stage=pretrain", f"output_dir={tmp_path}"])
     assert code == 1
-    assert "stage 'pretrain' is not one of align, instruct" in capsys.readouterr().err
+    assert "stage 'pretrain' is not one of alignment, instruction" in capsys.readouterr().err
 
 
 def test_missing_data_is_a_clear_error(base_dir, capsys, tmp_path):

@@ -38,14 +38,14 @@ def keys_of(directory: Path, *parts: str) -> set[str]:
 
 
 def test_stage_table_is_the_paper_recipe():
-    assert STAGE_TABLE == {"align": ("projector",), "instruct": ("projector", "llm")}
+    assert STAGE_TABLE == {"alignment": ("projector",), "instruction": ("projector", "llm")}
 
 
 def test_apply_stage_counts(tiny):
     model = create_tiny()[0]
-    counts = apply_stage(model, "instruct", unfreeze_vision=True)
+    counts = apply_stage(model, "instruction", unfreeze_vision=True)
     assert all(part["trainable"] == part["total"] > 0 for part in counts.values())
-    counts = apply_stage(model, "align")
+    counts = apply_stage(model, "alignment")
     assert counts["projector"]["trainable"] == counts["projector"]["total"]
     assert counts["vision"]["trainable"] == counts["llm"]["trainable"] == 0
 

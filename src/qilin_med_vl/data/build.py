@@ -7,6 +7,10 @@ flat in the number of rows: nothing but the current batch and a bounded cache of
 held. Every candidate ends as one line of a stage file (kept) or of the dropped log (dropped), and is
 counted in the manifest, so per source and stage `kept + sum(dropped.values()) == read`.
 
+Held-out split: with `split: {test: F}` a fraction F of PMC articles (by article id, see data/split.py)
+goes to the `test` files instead of the stage files, so no article is on both sides; those records
+count as kept (their number is `test` in the manifest), so `kept + dropped == read` still holds.
+
 Sharding: `--shard i/N` keeps the rows whose index (position in its source) is i modulo N; template
 draws depend only on (seed, record id), so the N shards together equal the unsharded build.
 
@@ -15,10 +19,13 @@ Output directory (shard i of N, numbered from 0, written as 5 digits):
     OUT/
       alignment-0000i-of-0000N.jsonl     stage 1 records (LLaVA conversation JSONL, one per line)
       instruction-0000i-of-0000N.jsonl   stage 2 records
+      test-0000i-of-0000N.jsonl          held-out records of both stages (with `split: {test: F}`)
       dropped-0000i-of-0000N.jsonl       {"id", "source", "stage", "reason", "detail", "location"}
       images/<source>/<name>             single images, copied byte for byte
       images/<source>/composite/<sha1>.jpg   concatenated multi-image samples
-      manifest.json                      counts (unsharded; or the sum once all N shards are done)
+      manifest.json                      the files of each split, the image root, counts (unsharded; or
+                                         the sum once all N shards are done): read it with
+                                         `qilin_med_vl.llava_format.built_files`
       manifest-0000i-of-0000N.json       each shard's counts (sharded builds only)
 
 Each record: {"id", "image" (path relative to images/), "conversations": [{"from": "human",
@@ -46,13 +53,22 @@ from qilin_med_vl.data import records
 from qilin_med_vl.data.build_config import BuildConfig
 from qilin_med_vl.data.composite import ImageOutcome, ImageTask, prepare_images
 from qilin_med_vl.data.filters import check_texts
-from qilin_med_vl.data.records import SOURCE_STAGES, STAGES, Candidate, Decision, SourceRow
-from qilin_med_vl.data.sources import READERS
+from qilin_med_vl.data.records import SOURCE_STAGES, Candidate, Decision, SourceRow
+from qilin_med_vl.data.sources import HEADER_CHECKS, READERS, expand_globs
+from qilin_med_vl.data.split import is_held_out
 from qilin_med_vl.data.templates import compose, load_prompt_pools, needed_fields
 from qilin_med_vl.data.translation import Translator, make_translator
 from qilin_med_vl.errors import DataError, QilinError
+from qilin_med_vl.llava_format import (
+    IMAGES_DIR,
+    MANIFEST_FILE,
+    MANIFEST_FORMAT,
+    SPLITS,
+    STAGES,
+    TEST,
+    shard_file_name,
+)
 
-MANIFEST_FORMAT = "qilin-med-vl/chimed-vl-build/1"
 IMAGE_CACHE_ENTRIES = 4096  # recent image results kept: PMC-VQA asks several questions per figure
 
 
@@ -87,13 +103,14 @@ class Counts:
 
     table: dict = field(default_factory=dict)
 
-    def add(self, decision: Decision) -> None:
+    def add(self, decision: Decision, held_out: bool = False) -> None:
         entry = self.table.setdefault(decision.candidate.row.source, {}).setdefault(
-            decision.candidate.stage, {"read": 0, "kept": 0, "dropped": {}}
+            decision.candidate.stage, empty_entry()
         )
         entry["read"] += 1
         if decision.kept:
             entry["kept"] += 1
+            entry["test"] += held_out
         else:
             entry["dropped"][decision.reason] = entry["dropped"].get(decision.reason, 0) + 1
 
@@ -108,14 +125,23 @@ class Counts:
         )
 
 
+def empty_entry() -> dict:
+    """Counts of one source and stage; `test` is the part of `kept` written to the held-out split."""
+    return {"read": 0, "kept": 0, "test": 0, "dropped": {}}
+
+
+def source_files(config: BuildConfig) -> dict[str, list[Path]]:
+    """Each source's record files, globs expanded in sorted order."""
+    return {name: expand_globs(name, source.records) for name, source in config.sources.items()}
+
+
 def check_sources(config: BuildConfig) -> None:
-    """Fail before any work when a configured file or folder is absent (not hours into a build)."""
-    for name, source in config.sources.items():
-        for path in source.records:
-            if not path.is_file():
-                raise DataError(
-                    f"sources.{name}.records: {path}: no such file; fix the path in the build config"
-                )
+    """Fail before any work when a configured file or folder is absent or is not in its source's format
+    (not hours into a build, and before anything is written or paid for)."""
+    for name, files in source_files(config).items():
+        for path in files:
+            HEADER_CHECKS[name](path)
+        source = config.sources[name]
         if not source.images.is_dir():
             raise DataError(
                 f"sources.{name}.images: {source.images}: no such folder; fix the path in the build config"
@@ -124,8 +150,8 @@ def check_sources(config: BuildConfig) -> None:
 
 def read_rows(config: BuildConfig, limit: int | None = None) -> Iterator[SourceRow]:
     """All rows of all configured sources, in source order; `limit` rows per source at most."""
-    for name, source in config.sources.items():
-        yield from islice(READERS[name](source.records), limit)
+    for name, files in source_files(config).items():
+        yield from islice(READERS[name](files), limit)
 
 
 def _row_key(row: SourceRow) -> tuple[str, int]:
@@ -284,9 +310,10 @@ class Builder:
 
         check_sources(self.config)
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "images").mkdir(exist_ok=True)
+        (self.out / IMAGES_DIR).mkdir(exist_ok=True)
         suffix = self.shard.suffix
-        stage_paths = {stage: self.out / f"{stage}-{suffix}.jsonl" for stage in STAGES}
+        splits = SPLITS if self.config.test_fraction > 0 else STAGES
+        stage_paths = {split: self.out / shard_file_name(split, suffix) for split in splits}
         dropped_path = self.out / f"dropped-{suffix}.jsonl"
         partial = {
             path: path.with_name(path.name + ".partial") for path in [*stage_paths.values(), dropped_path]
@@ -310,10 +337,14 @@ class Builder:
         try:
             for batch in _batched(rows, self.config.batch_size):
                 for decision in self._decide_batch(batch, translator, executor):
-                    self.counts.add(decision)
+                    held_out = decision.kept and is_held_out(
+                        decision.candidate.row, self.config.test_fraction
+                    )
+                    self.counts.add(decision, held_out)
                     if decision.kept:
                         line = json.dumps(decision.record, ensure_ascii=False)
-                        handles[stage_paths[decision.candidate.stage]].write(line + "\n")
+                        split = TEST if held_out else decision.candidate.stage
+                        handles[stage_paths[split]].write(line + "\n")
                     else:
                         handles[dropped_path].write(
                             json.dumps(
@@ -345,7 +376,7 @@ class Builder:
             os.replace(temporary, final)
         manifest = self.manifest({stage: path.name for stage, path in stage_paths.items()}, dropped_path.name)
         if self.shard.count == 1:
-            write_json(self.out / "manifest.json", manifest)
+            write_json(self.out / MANIFEST_FILE, manifest)
         else:
             write_json(self.out / f"manifest-{suffix}.json", manifest)
             merge_shard_manifests(self.out, self.shard.count)
@@ -356,16 +387,14 @@ class Builder:
         for source in self.config.sources:
             sources[source] = {}
             for stage in SOURCE_STAGES[source]:
-                entry = self.counts.table.get(source, {}).get(stage, {"read": 0, "kept": 0, "dropped": {}})
-                sources[source][stage] = {
-                    "read": entry["read"],
-                    "kept": entry["kept"],
-                    "dropped": dict(sorted(entry["dropped"].items())),
-                }
+                entry = self.counts.table.get(source, {}).get(stage, empty_entry())
+                sources[source][stage] = {**entry, "dropped": dict(sorted(entry["dropped"].items()))}
         return {
             "format": MANIFEST_FORMAT,
             "shards": {"count": self.shard.count, "done": [self.shard.index]},
-            "files": {stage: [name] for stage, name in stage_files.items()} | {"dropped": [dropped_file]},
+            "files": {split: [name] for split, name in stage_files.items()} | {"dropped": [dropped_file]},
+            "images": IMAGES_DIR,
+            "split": {TEST: self.config.test_fraction},
             "rows": dict(self.rows_read),
             "sources": sources,
             "totals": totals(sources),
@@ -375,20 +404,24 @@ class Builder:
 
 def totals(sources: dict) -> dict:
     """Sums over sources: per stage and overall."""
-    result: dict = {"read": 0, "kept": 0, "dropped": {}}
+    result = empty_entry()
     per_stage: dict = {}
     for stages in sources.values():
         for stage, entry in stages.items():
-            target = per_stage.setdefault(stage, {"read": 0, "kept": 0, "dropped": {}})
-            for bucket in (target, result):
-                bucket["read"] += entry["read"]
-                bucket["kept"] += entry["kept"]
-                for reason, count in entry["dropped"].items():
-                    bucket["dropped"][reason] = bucket["dropped"].get(reason, 0) + count
+            for bucket in (per_stage.setdefault(stage, empty_entry()), result):
+                add_entry(bucket, entry)
     for bucket in [*per_stage.values(), result]:
         bucket["dropped"] = dict(sorted(bucket["dropped"].items()))
     result["stages"] = {stage: per_stage[stage] for stage in STAGES if stage in per_stage}
     return result
+
+
+def add_entry(target: dict, entry: dict) -> None:
+    """Add the counts of `entry` into `target` (both shaped like `empty_entry()`)."""
+    for key in ("read", "kept", "test"):
+        target[key] += entry[key]
+    for reason, count in entry["dropped"].items():
+        target["dropped"][reason] = target["dropped"].get(reason, 0) + count
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -407,13 +440,7 @@ def merge_shard_manifests(out: Path, count: int) -> dict | None:
     for part in parts:
         for source, stages in part["sources"].items():
             for stage, entry in stages.items():
-                target = sources.setdefault(source, {}).setdefault(
-                    stage, {"read": 0, "kept": 0, "dropped": {}}
-                )
-                target["read"] += entry["read"]
-                target["kept"] += entry["kept"]
-                for reason, number in entry["dropped"].items():
-                    target["dropped"][reason] = target["dropped"].get(reason, 0) + number
+                add_entry(sources.setdefault(source, {}).setdefault(stage, empty_entry()), entry)
     for stages in sources.values():
         for entry in stages.values():
             entry["dropped"] = dict(sorted(entry["dropped"].items()))
@@ -425,12 +452,14 @@ def merge_shard_manifests(out: Path, count: int) -> dict | None:
         "format": MANIFEST_FORMAT,
         "shards": {"count": count, "done": list(range(count))},
         "files": files,
+        "images": parts[0]["images"],
+        "split": parts[0]["split"],
         "rows": {source: sum(part["rows"][source] for part in parts) for source in parts[0]["rows"]},
         "sources": sources,
         "totals": totals(sources),
         "config": parts[0]["config"],
     }
-    write_json(out / "manifest.json", merged)
+    write_json(out / MANIFEST_FILE, merged)
     return merged
 
 

@@ -1,6 +1,7 @@
 """The build configuration: `configs/data/chimed_vl.yaml` read into typed settings, every key checked.
 
-Relative paths in the YAML are resolved against the current directory (where `qilin data build`
+Read with the project's one config loader (qilin_med_vl.config): `key=value` overrides on the command
+line work as in `qilin train`. Relative paths in the YAML are resolved against the current directory (where `qilin data build`
 runs). The `translator:` section is passed field by field to `TranslatorConfig`, so whatever fields
 that dataclass has are accepted, and nothing else.
 """
@@ -12,16 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qilin_med_vl.config import ConfigError, apply_overrides, from_mapping, load_yaml
 from qilin_med_vl.data.composite import ImageSettings
 from qilin_med_vl.data.filters import DEFAULT_MIN_CHARS, TextFilterSettings
 from qilin_med_vl.data.records import SOURCES
 from qilin_med_vl.data.templates import DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS, VQA_FORMATS
 from qilin_med_vl.data.translation.config import TranslatorConfig
-from qilin_med_vl.errors import DataError
 
 TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # default place of the cache, inside the output folder
 DEFAULT_BATCH_SIZE = 64  # texts are translated and records written this many rows at a time
-TOP_LEVEL_KEYS = ("out", "seed", "batch_size", "sources", "filters", "images", "templates", "translator")
+TOP_LEVEL_KEYS = (
+    "out",
+    "seed",
+    "batch_size",
+    "sources",
+    "filters",
+    "images",
+    "templates",
+    "split",
+    "translator",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class BuildConfig:
     vqa_format: str = "open"
     case_report_alignment_fields: tuple[str, ...] = DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS
     translator: dict[str, Any] = field(default_factory=dict)
+    test_fraction: float = 0.0  # share of PMC articles held out as the `test` split (data/split.py)
 
     def translator_config(self, out: Path) -> TranslatorConfig:
         """The translator settings; the translation memory lives in the output folder unless set."""
@@ -63,6 +75,7 @@ class BuildConfig:
                 "vqa_format": self.vqa_format,
                 "case_report_alignment_fields": list(self.case_report_alignment_fields),
             },
+            "split": {"test": self.test_fraction},
             "translator": {key: _jsonable(value) for key, value in sorted(self.translator.items())},
         }
 
@@ -74,10 +87,10 @@ def _jsonable(value: Any) -> Any:
 def _section(data: dict, name: str, known: tuple[str, ...], where: str) -> dict:
     section = data.get(name) or {}
     if not isinstance(section, dict):
-        raise DataError(f"{where}: '{name}' must be a mapping")
+        raise ConfigError(f"{where}: '{name}' must be a mapping")
     unknown = sorted(set(section) - set(known))
     if unknown:
-        raise DataError(
+        raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)} in '{name}'; known: {', '.join(known)}"
         )
     return section
@@ -90,20 +103,20 @@ def translator_fields() -> tuple[str, ...]:
 def parse_build_config(data: dict, where: str) -> BuildConfig:
     """Typed settings from a parsed YAML mapping; `where` names the file in error messages."""
     if not isinstance(data, dict):
-        raise DataError(f"{where}: the build config must be a YAML mapping")
+        raise ConfigError(f"{where}: the build config must be a YAML mapping")
     unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
     if unknown:
-        raise DataError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(TOP_LEVEL_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(TOP_LEVEL_KEYS)}")
     sources_section = _section(data, "sources", SOURCES, where)
     if not sources_section:
-        raise DataError(f"{where}: 'sources' names no source; give at least one of {', '.join(SOURCES)}")
+        raise ConfigError(f"{where}: 'sources' names no source; give at least one of {', '.join(SOURCES)}")
     sources = {}
     for name in SOURCES:  # fixed order: the order rows are read and records are written
         if name not in sources_section:
             continue
         entry = _section(sources_section, name, ("records", "images"), f"{where}: sources")
         if "records" not in entry or "images" not in entry:
-            raise DataError(
+            raise ConfigError(
                 f"{where}: sources.{name} needs 'records' (file or list of files) and 'images' (folder)"
             )
         files = entry["records"] if isinstance(entry["records"], list) else [entry["records"]]
@@ -114,26 +127,30 @@ def parse_build_config(data: dict, where: str) -> BuildConfig:
     min_chars = dict(DEFAULT_MIN_CHARS)
     for key, value in (filters.get("min_chars") or {}).items():
         if key not in DEFAULT_MIN_CHARS:
-            raise DataError(
+            raise ConfigError(
                 f"{where}: filters.min_chars.{key} is not a text field; known: {', '.join(DEFAULT_MIN_CHARS)}"
             )
         min_chars[key] = int(value)
-    image_keys = tuple(item.name for item in dataclasses.fields(ImageSettings))
-    images = ImageSettings(
-        **{key: int(value) for key, value in _section(data, "images", image_keys, where).items()}
-    )
+    images = from_mapping(ImageSettings, data.get("images"), f"{where}: images")
     templates = _section(data, "templates", ("vqa_format", "case_report_alignment_fields"), where)
     vqa_format = templates.get("vqa_format", "open")
     if vqa_format not in VQA_FORMATS:
-        raise DataError(
+        raise ConfigError(
             f"{where}: templates.vqa_format must be one of {', '.join(VQA_FORMATS)}, not {vqa_format!r}"
         )
     alignment_fields = tuple(
         templates.get("case_report_alignment_fields", DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS)
     )
     if not alignment_fields or not set(alignment_fields) <= {"inline", "context"}:
-        raise DataError(f"{where}: templates.case_report_alignment_fields takes 'inline' and/or 'context'")
+        raise ConfigError(f"{where}: templates.case_report_alignment_fields takes 'inline' and/or 'context'")
     translator = _section(data, "translator", translator_fields(), where)
+    split = _section(data, "split", ("test",), where)
+    try:
+        test_fraction = float(split.get("test", 0.0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: split.test must be a number, e.g. 0.02") from None
+    if not 0.0 <= test_fraction < 1.0:
+        raise ConfigError(f"{where}: split.test is {test_fraction}; it must be in [0, 1), e.g. 0.02")
     return BuildConfig(
         sources=sources,
         out=Path(str(data["out"])) if data.get("out") else None,
@@ -146,16 +163,10 @@ def parse_build_config(data: dict, where: str) -> BuildConfig:
         vqa_format=vqa_format,
         case_report_alignment_fields=alignment_fields,
         translator=dict(translator),
+        test_fraction=test_fraction,
     )
 
 
-def load_build_config(path: Path) -> BuildConfig:
-    import yaml
-
-    if not path.is_file():
-        raise DataError(f"{path}: no such build config; see configs/data/chimed_vl.yaml for an example")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise DataError(f"{path}: not valid YAML ({error})") from error
-    return parse_build_config(data, str(path))
+def load_build_config(path: Path, overrides: list[str] | None = None) -> BuildConfig:
+    """The build config in `path` with `key=value` overrides (`seed=3`, `translator.model=M`) applied."""
+    return parse_build_config(apply_overrides(load_yaml(path, "build config"), overrides or []), str(path))

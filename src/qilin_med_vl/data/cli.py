@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.translation import cli as tm_cli
+from qilin_med_vl.llava_format import STAGES
 
 TRANSLATOR_BACKENDS = ("none", "openai")
 
@@ -26,6 +27,12 @@ def _add_build(commands) -> None:
     )
     parser.add_argument(
         "--config", type=Path, required=True, help="YAML build config, e.g. configs/data/chimed_vl.yaml"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="override config keys, e.g. seed=3 split.test=0.02 translator.model=gpt-4o-mini",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the config's 'out')")
     parser.add_argument(
@@ -71,38 +78,26 @@ def _add_build(commands) -> None:
     parser.set_defaults(handler=_run_build)
 
 
+def build_overrides(args: argparse.Namespace) -> list[str]:
+    """The command line's settings as `key=value` overrides of the config (flags first, then overrides)."""
+    flags = {
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "translator.backend": args.translator,
+        "translator.base_url": args.base_url,
+        "translator.model": args.model,
+        "translator.api_key_env": args.api_key_env,
+    }
+    from_flags = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    return [*from_flags, *(f"translator.{option}" for option in args.translator_option), *args.overrides]
+
+
 def _run_build(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import yaml
-
     from qilin_med_vl.data.build import build, parse_shard
-    from qilin_med_vl.data.build_config import load_build_config, translator_fields
+    from qilin_med_vl.data.build_config import load_build_config
     from qilin_med_vl.errors import QilinError
 
-    config = load_build_config(args.config)
-    translator = dict(config.translator)
-    overrides = {
-        "backend": args.translator,
-        "base_url": args.base_url,
-        "model": args.model,
-        "api_key_env": args.api_key_env,
-    }
-    translator.update({key: value for key, value in overrides.items() if value is not None})
-    for option in args.translator_option:
-        key, separator, value = option.partition("=")
-        if not separator or key not in translator_fields():
-            raise QilinError(
-                f"--translator-option {option!r}: expected KEY=VALUE with KEY one of "
-                f"{', '.join(translator_fields())}"
-            )
-        translator[key] = yaml.safe_load(value)
-    changes = {"translator": translator}
-    if args.seed is not None:
-        changes["seed"] = args.seed
-    if args.batch_size is not None:
-        changes["batch_size"] = args.batch_size
-    config = dataclasses.replace(config, **changes)
+    config = load_build_config(args.config, build_overrides(args))
     out = args.out or config.out
     if out is None:
         raise QilinError(f"{args.config}: no output folder; pass --out DIR or set 'out' in the config")
@@ -148,13 +143,19 @@ def _add_link(commands) -> None:
         default="copy",
         help="how images are placed under OUT/images (default copy)",
     )
+    parser.add_argument(
+        "--stage",
+        choices=STAGES,
+        default=None,
+        help="the training stage the files feed (default: from the released file names)",
+    )
     parser.set_defaults(handler=_run_link)
 
 
 def _run_link(args: argparse.Namespace) -> int:
     from qilin_med_vl.data.link import link_released
 
-    report = link_released(args.released, args.images, args.out, mode=args.mode)
+    report = link_released(args.released, args.images, args.out, mode=args.mode, stage=args.stage)
     for name, entry in report["files"].items():
         print(
             f"{name}: {entry['records']} records, {entry['linked']} linked, {entry['missing']} missing images"

@@ -9,6 +9,11 @@ accepted too). Images are found by file name anywhere under the given folders. O
     OUT/images/<file name>                   copied (or hard/symbolic links, `--mode`)
     OUT/missing.jsonl                        {"file", "id", "missing": [names]} per record left out
     OUT/link_report.json                     per input file: records, linked, missing; totals
+    OUT/manifest.json                        the files of each training stage and the image root, so
+                                             `qilin train ... data=OUT` and `qilin data stats OUT` read
+                                             the folder like a build's (llava_format.built_files)
+
+A released file's stage comes from its name (`RELEASED_FILE_STAGES`), or from `stage` for all files.
 
 Memory: what is held is the name -> path index of the image folders (one entry per image) and the
 set of names not found; records are streamed.
@@ -22,8 +27,9 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from qilin_med_vl.data.build import write_json
-from qilin_med_vl.data.sources import iter_json_records
+from qilin_med_vl.data.sources import RELEASED_FILE_STAGES, iter_json_records
 from qilin_med_vl.errors import DataError
+from qilin_med_vl.llava_format import IMAGES_DIR, MANIFEST_FILE, MANIFEST_FORMAT, STAGES
 
 LINK_MODES = ("copy", "hardlink", "symlink")
 
@@ -59,15 +65,31 @@ def _place(source: Path, target: Path, mode: str) -> None:
         os.symlink(source.resolve(), target)
 
 
-def link_released(released: list[Path], image_folders: list[Path], out: Path, mode: str = "copy") -> dict:
+def stage_of_released(path: Path, stage: str | None) -> str:
+    if stage is not None:
+        if stage not in STAGES:
+            raise DataError(f"--stage {stage!r}: choose one of {', '.join(STAGES)}")
+        return stage
+    if path.stem in RELEASED_FILE_STAGES:
+        return RELEASED_FILE_STAGES[path.stem]
+    raise DataError(
+        f"{path}: cannot tell which training stage it feeds (released names: "
+        f"{', '.join(RELEASED_FILE_STAGES)}); pass --stage {'|'.join(STAGES)}"
+    )
+
+
+def link_released(
+    released: list[Path], image_folders: list[Path], out: Path, mode: str = "copy", stage: str | None = None
+) -> dict:
     """Link every released file against the image folders; returns the report (also written)."""
     if mode not in LINK_MODES:
         raise DataError(f"link mode {mode!r}: choose one of {', '.join(LINK_MODES)}")
     stems = [path.stem for path in released]
     if len(set(stems)) != len(stems):
         raise DataError("two released files have the same name; their outputs would overwrite each other")
+    stages = {path: stage_of_released(path, stage) for path in released}
     index = index_images(image_folders)
-    images_out = out / "images"
+    images_out = out / IMAGES_DIR
     images_out.mkdir(parents=True, exist_ok=True)
     report: dict = {"files": {}, "missing_images": 0}
     missing_names: set[str] = set()
@@ -119,4 +141,12 @@ def link_released(released: list[Path], image_folders: list[Path], out: Path, mo
         for key in ("records", "linked", "missing", "malformed")
     }
     write_json(out / "link_report.json", report)
+    files = {split: [f"{path.stem}.jsonl" for path in released if stages[path] == split] for split in STAGES}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "files": {split: names for split, names in files.items() if names},
+        "images": IMAGES_DIR,
+        "linked_from": [str(path) for path in released],
+    }
+    write_json(out / MANIFEST_FILE, manifest)
     return report

@@ -11,11 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qilin_med_vl.data.translation.reasons import EMPTY_OUTPUT
-
-# Training stages, in curriculum order; each has its own JSONL shard files.
-ALIGNMENT = "alignment"
-INSTRUCTION = "instruction"
-STAGES = (ALIGNMENT, INSTRUCTION)
+from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION
 
 # Source names as they appear in configs, record ids and manifests.
 PMC_OA = "pmc_oa"

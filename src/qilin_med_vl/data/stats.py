@@ -20,10 +20,17 @@ from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from qilin_med_vl.data.records import ALIGNMENT, INSTRUCTION, STAGES
-from qilin_med_vl.data.sources import iter_json_records
-from qilin_med_vl.data.templates import IMAGE_TOKEN
+from qilin_med_vl.data.sources import RELEASED_FILE_STAGES, iter_json_records
 from qilin_med_vl.errors import DataError
+from qilin_med_vl.llava_format import (
+    ALIGNMENT,
+    IMAGE_TOKEN,
+    INSTRUCTION,
+    STAGES,
+    built_files,
+    is_built_folder,
+    read_manifest,
+)
 
 STAGE_FIELDS = {ALIGNMENT: ("context", "inline"), INSTRUCTION: ("question", "answer")}
 FIELD_COLUMN = {
@@ -40,32 +47,37 @@ STATS_NAME = "stats.json"
 
 
 def _dataset_files(dataset: Path) -> list[tuple[Path, str | None]]:
-    """(file, stage if known from its name) for a build folder, a folder of released files, or a file."""
+    """(file, stage if the folder says it) for a built folder, a folder of released files, or a file."""
     if dataset.is_file():
         return [(dataset, None)]
     if not dataset.is_dir():
         raise DataError(f"{dataset}: no such dataset folder or file")
-    built = [(path, stage) for stage in STAGES for path in sorted(dataset.glob(f"{stage}-*.jsonl"))]
-    if built:
-        return built
+    if is_built_folder(dataset):
+        listed = read_manifest(dataset)["files"]
+        return [
+            (path, stage) for stage in STAGES if stage in listed for path in built_files(dataset, stage).files
+        ]
     files = sorted(
         path
         for path in dataset.iterdir()
-        if path.suffix in (".json", ".jsonl")
-        and path.name not in (STATS_NAME, "manifest.json", "link_report.json", "missing.jsonl")
+        if path.suffix in (".json", ".jsonl") and path.stem in RELEASED_FILE_STAGES
     )
     if not files:
         raise DataError(
-            f"{dataset}: no alignment-*.jsonl / instruction-*.jsonl (or other JSON) files to measure"
+            f"{dataset}: neither a `qilin data build` folder (manifest.json) nor the released ChiMed-VL files "
+            f"({', '.join(RELEASED_FILE_STAGES)}); give one of those, or one JSON/JSONL file"
         )
     return [(path, None) for path in files]
 
 
 def _stage_of(record: dict, file_stage: str | None, path: Path) -> str:
-    stage = (record.get("meta") or {}).get("stage") or file_stage
+    stage = (record.get("meta") or {}).get("stage") or file_stage or RELEASED_FILE_STAGES.get(path.stem)
     if stage in STAGES:
         return stage
-    return ALIGNMENT if "align" in path.stem.lower() else INSTRUCTION
+    raise DataError(
+        f"{path}: record {record.get('id')!r} says no stage (meta.stage) and the file name is none of "
+        f"{', '.join(RELEASED_FILE_STAGES)}; measure a `qilin data build` or `qilin data link-images` folder"
+    )
 
 
 def _field_texts(record: dict, stage: str) -> Iterator[tuple[str, str]]:

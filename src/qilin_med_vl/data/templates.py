@@ -29,11 +29,11 @@ import random
 from dataclasses import dataclass
 from importlib import resources
 
-from qilin_med_vl.data.records import ALIGNMENT, INSTRUCTION, PMC_CASE_REPORT, PMC_OA, PMC_VQA, Candidate
+from qilin_med_vl.data.records import PMC_CASE_REPORT, PMC_OA, PMC_VQA, Candidate
 from qilin_med_vl.data.sources import CHOICE_LETTERS
 from qilin_med_vl.errors import DataError
+from qilin_med_vl.llava_format import ALIGNMENT, IMAGE_TOKEN, INSTRUCTION
 
-IMAGE_TOKEN = "<image>"
 QUESTION_SLOT = "<question>"
 PROMPT_POOLS_RESOURCE = "prompt_templates.json"
 VQA_FORMATS = ("open", "choice")

@@ -9,11 +9,12 @@ in plain transformers.
 
 from __future__ import annotations
 
+from qilin_med_vl.llava_format import IMAGE_TOKEN
+
 VICUNA_V1_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
-IMAGE_TOKEN = "<image>"
 
 # Role prefixes and turn ends, as in LLaVA's conv_vicuna_v1 (sep=" ", sep2=eos).
 VICUNA_V1_TEMPLATE = (

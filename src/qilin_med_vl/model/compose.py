@@ -1,7 +1,7 @@
 """Assemble transformers' `LlavaForConditionalGeneration` and `LlavaProcessor` from a vision encoder,
 a causal LM and its tokenizer: the one place where the parts of a Qilin-Med-VL model are put together.
 
-Choices fixed here (DESIGN.md section 2): the `<image>` token is added as a special token and the
+Choices fixed here (as the paper and the released model have them): the `<image>` token is added as a special token and the
 embeddings grow with mean-initialised rows; image features come from the penultimate vision layer (-2)
 with the CLS token dropped when the encoder has one; images are padded to a square with the encoder's
 mean colour before resizing (LLaVA's `image_aspect_ratio=pad`); the chat template is Vicuna v1 unless
@@ -24,7 +24,8 @@ from transformers import (
 )
 
 from qilin_med_vl.errors import QilinError
-from qilin_med_vl.model.chat_template import CHAT_TEMPLATES, IMAGE_TOKEN
+from qilin_med_vl.llava_format import IMAGE_TOKEN
+from qilin_med_vl.model.chat_template import CHAT_TEMPLATES
 from qilin_med_vl.model.projector import PROJECTOR_ACTIVATIONS
 
 VISION_FEATURE_LAYER = -2  # penultimate layer, as LLaVA and the paper (section 5.2)

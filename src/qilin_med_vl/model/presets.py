@@ -14,7 +14,7 @@ class ModelPreset:
 
 
 PRESETS: dict[str, ModelPreset] = {
-    # DESIGN.md section 2: the upstream training scripts' parts; the release's projector.
+    # the parts named by the released training scripts; the projector of the released checkpoint
     "paper": ModelPreset(
         vision="openai/clip-vit-large-patch14-336",
         llm="FlagAlpha/Llama2-Chinese-13b-Chat",

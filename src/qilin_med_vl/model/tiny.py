@@ -1,6 +1,6 @@
 """The `tiny` preset: a random-initialised CLIP-style vision tower and LLaMA-style LM, fully offline.
 
-Sizes follow DESIGN.md section 7 (what was measured to learn a synthetic task on 2 CPU cores): 64×64
+Sizes are what was measured to learn a synthetic task on 2 CPU cores: 64×64
 images in 8-pixel patches → 64 image tokens, a 2-layer 64-dim ViT, a 2-layer 128-dim LLaMA, and the
 tokenizer trained on shipped text. The same seed always gives the same weights.
 """

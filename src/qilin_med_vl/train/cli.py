@@ -8,8 +8,8 @@ DESCRIPTION = """\
 Train one stage of Qilin-Med-VL on LLaVA conversation records (JSONL, JSON list, or a folder of
 *.jsonl shards with images beside them).
 
-  stage align     the projector learns to map image features into the LLM (ViT and LLM frozen)
-  stage instruct  projector + LLM learn medical QA (ViT frozen); LoRA/QLoRA optional
+  stage alignment    the projector learns to map image features into the LLM (ViT and LLM frozen)
+  stage instruction  projector + LLM learn medical QA (ViT frozen); LoRA/QLoRA optional
 
 The output directory is an HF-native checkpoint (LlavaForConditionalGeneration + AutoProcessor load it
 in plain transformers) with train_config.yaml (the resolved config), data_summary.json (records kept,

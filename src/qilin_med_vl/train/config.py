@@ -7,23 +7,18 @@ configs/train/ set the paper's values. `resolved_yaml` writes exactly what ran, 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from qilin_med_vl.errors import QilinError
+from qilin_med_vl.config import ConfigError, apply_overrides, from_mapping, load_yaml
+from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION, STAGES
 
-STAGES = ("align", "instruct")
 TEMPLATES = ("chat", "plain", "vicuna_v1", "llm")
 SAMPLING = ("random", "group_by_length", "sequential")
 LOAD_DTYPES = ("float32", "bfloat16", "float16", "auto")
-
-
-class ConfigError(QilinError):
-    """A training configuration file or override is invalid."""
 
 
 @dataclass
@@ -43,10 +38,12 @@ class LoraConfig:
 
 @dataclass
 class TrainConfig:
-    stage: str = "align"
+    stage: str = ALIGNMENT
     model: str = ""  # HF-native directory (stage 2: stage 1's output directory)
-    data: str = ""  # JSONL file, JSON list file, or a directory of *.jsonl shards
-    image_folder: str | None = None  # default: the data file's directory
+    data: str = (
+        ""  # a `qilin data build` folder (its `stage` files), a JSONL/JSON file, or a folder of *.jsonl
+    )
+    image_folder: str | None = None  # default: the build's image root, or the data file's directory
     output_dir: str = "runs/align"
     template: str = "chat"  # chat (processor's template) | plain (LLaVA pretrain) | vicuna_v1 | llm
     max_length: int = 2048
@@ -91,11 +88,13 @@ class TrainConfig:
         if not self.model:
             raise bad("`model` is empty: give an HF-native model directory (`qilin model create ...`)")
         if not self.data:
-            raise bad("`data` is empty: give a JSONL file, a JSON list or a directory of *.jsonl shards")
+            raise bad(
+                "`data` is empty: give a `qilin data build` folder, a JSONL file, a JSON list or a folder of *.jsonl"
+            )
         if self.max_length < 8:
             raise bad(f"max_length {self.max_length} is too small")
-        if self.lora.enabled and self.stage != "instruct":
-            raise bad("LoRA applies to the language model, which only trains in stage `instruct`")
+        if self.lora.enabled and self.stage != INSTRUCTION:
+            raise bad("LoRA applies to the language model, which only trains in stage `instruction`")
         if self.device not in ("auto", "cpu"):
             raise bad(f"device {self.device!r} is not auto or cpu (the launcher picks GPUs)")
         if self.load_dtype not in LOAD_DTYPES:
@@ -108,75 +107,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _coerce(value: str) -> Any:
-    """Parse an override value the way YAML would (numbers, booleans, null, lists)."""
-    return yaml.safe_load(value) if value != "" else ""
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key=value` / `lora.r=16` overrides to a raw config mapping (a copy)."""
-    merged = yaml.safe_load(yaml.safe_dump(raw))
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value (e.g. max_steps=10 or lora.enabled=true)")
-        key, value = item.split("=", 1)
-        target = merged
-        *parents, leaf = key.strip().split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"override {item!r}: {parent} is not a section")
-        target[leaf] = _coerce(value)
-    return merged
-
-
-def _numbers(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
-    """YAML reads `2e-5` (no dot) as a string; turn such values of float/int fields into numbers."""
-    hints = typing.get_type_hints(cls)
-    fixed = dict(values)
-    for name, value in values.items():
-        wanted = hints.get(name)
-        if not isinstance(value, str) or wanted not in (float, int, float | None, int | None):
-            continue
-        try:
-            fixed[name] = float(value) if wanted in (float, float | None) else int(value)
-        except ValueError as error:
-            raise ConfigError(f"{source}: {name}={value!r} is not a number") from error
-    return fixed
-
-
-def from_dict(raw: dict[str, Any], source: str = "config") -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
-    values = dict(raw)
-    lora_raw = values.pop("lora", None) or {}
-    lora_known = {f.name for f in dataclasses.fields(LoraConfig)}
-    lora_unknown = sorted(set(lora_raw) - lora_known)
-    if lora_unknown:
-        raise ConfigError(f"{source}: unknown lora keys {lora_unknown}; known: {sorted(lora_known)}")
-    try:
-        config = TrainConfig(
-            **_numbers(TrainConfig, values, source), lora=LoraConfig(**_numbers(LoraConfig, lora_raw, source))
-        )
-    except TypeError as error:
-        raise ConfigError(f"{source}: {error}") from error
-    return config.validate(source)
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config, apply overrides; relative paths in it stay relative to the working directory."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; the shipped ones are in configs/train/")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
-    return from_dict(apply_overrides(raw, overrides or []), source=str(path))
+    raw = apply_overrides(load_yaml(path, "training config"), overrides or [])
+    return from_mapping(TrainConfig, raw, str(path)).validate(str(path))
 
 
 def resolved_yaml(config: TrainConfig) -> str:

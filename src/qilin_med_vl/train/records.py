@@ -1,7 +1,13 @@
-"""Read LLaVA conversation records for training: a JSONL file, a JSON list file, or a folder of *.jsonl.
+"""Read LLaVA conversation records for training, from a built folder or from plain record files.
 
-Each record is `{"id", "image"?, "conversations": [{"from": "human"|"gpt", "value": ...}, ...]}`. Every
-record keeps where it came from (`file:line`) so that errors and drop reports can name it.
+`data` may be:
+- a folder written by `qilin data build` or `qilin data link-images` (it holds manifest.json): the
+  stage's files as the manifest lists them (every shard; never the drop logs or the held-out split),
+  with the images under the build's image root;
+- a JSONL file, a JSON list file, or a folder of *.jsonl files (the released ChiMed-VL files, your own),
+  with the images under `image_folder` (default: beside the data).
+
+Each record keeps where it came from (`file:line`) so that errors and drop reports can name it.
 """
 
 from __future__ import annotations
@@ -12,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qilin_med_vl.errors import DataError
-
-ROLES = {"human": "user", "gpt": "assistant"}
+from qilin_med_vl.llava_format import built_files, is_built_folder, record_turns
 
 
 @dataclass
@@ -28,16 +33,34 @@ class ConversationRecord:
         return f"record {self.id!r} ({self.where})"
 
 
-def data_files(path: str | Path) -> list[Path]:
-    path = Path(path)
+@dataclass(frozen=True)
+class TrainingData:
+    files: list[Path]
+    image_folder: Path
+
+
+def training_data(data: str | Path, stage: str, image_folder: str | Path | None = None) -> TrainingData:
+    """The record files of `stage` in `data` and the folder their `image` paths are relative to."""
+    path = Path(data)
+    if is_built_folder(path):
+        built = built_files(path, stage)
+        return TrainingData(built.files, Path(image_folder) if image_folder else built.image_root)
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
-            raise DataError(f"{path}: the folder holds no *.jsonl shards")
-        return files
-    if not path.is_file():
-        raise DataError(f"{path}: no such data file or folder (give a .jsonl, a .json list or a folder)")
-    return [path]
+            raise DataError(
+                f"{path}: the folder has no manifest.json (not a `qilin data build` output) and no *.jsonl files"
+            )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DataError(
+            f"{path}: no such data file or folder (give a `qilin data build` folder, a .jsonl, a .json list "
+            "or a folder of .jsonl files)"
+        )
+    return TrainingData(
+        files, Path(image_folder) if image_folder else (path if path.is_dir() else path.parent)
+    )
 
 
 def _raw_records(path: Path) -> Iterator[tuple[dict, str]]:
@@ -60,23 +83,8 @@ def _raw_records(path: Path) -> Iterator[tuple[dict, str]]:
 
 
 def parse_record(raw: dict, where: str) -> ConversationRecord:
-    if not isinstance(raw, dict) or not isinstance(raw.get("conversations"), list):
-        raise DataError(f"{where}: a record needs a `conversations` list of {{from, value}} turns")
+    turns = record_turns(raw, where)
     record_id = str(raw.get("id", where))
-    turns = []
-    for index, turn in enumerate(raw["conversations"]):
-        speaker = turn.get("from") if isinstance(turn, dict) else None
-        if speaker not in ROLES or not isinstance(turn.get("value"), str):
-            raise DataError(
-                f"{where}: record {record_id!r} turn {index}: expected {{'from': 'human'|'gpt', 'value': str}}"
-            )
-        turns.append((ROLES[speaker], turn["value"]))
-    roles = [role for role, _ in turns]
-    expected = ["user", "assistant"] * (len(turns) // 2)
-    if not turns or roles != expected:
-        raise DataError(
-            f"{where}: record {record_id!r}: turns must alternate human, gpt, human, gpt... (got {roles})"
-        )
     image = raw.get("image")
     if image is not None and not isinstance(image, str):
         raise DataError(
@@ -86,10 +94,5 @@ def parse_record(raw: dict, where: str) -> ConversationRecord:
     return ConversationRecord(id=record_id, image=image, turns=turns, where=where)
 
 
-def read_records(path: str | Path) -> list[ConversationRecord]:
-    return [parse_record(raw, where) for file in data_files(path) for raw, where in _raw_records(file)]
-
-
-def default_image_folder(path: str | Path) -> Path:
-    path = Path(path)
-    return path if path.is_dir() else path.parent
+def read_records(files: list[Path]) -> list[ConversationRecord]:
+    return [parse_record(raw, where) for file in files for raw, where in _raw_records(file)]

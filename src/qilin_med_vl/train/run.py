@@ -27,7 +27,7 @@ from qilin_med_vl.train.collate import PackedCollator, PaddedCollator, plan_pack
 from qilin_med_vl.train.config import TrainConfig, resolved_yaml
 from qilin_med_vl.train.dataset import ConversationDataset, PackedDataset
 from qilin_med_vl.train.lora import attach_lora, merge_lora, quantization_config
-from qilin_med_vl.train.records import default_image_folder, read_records
+from qilin_med_vl.train.records import read_records, training_data
 from qilin_med_vl.train.sampling import TrainingOrder
 from qilin_med_vl.train.stages import apply_stage, trainable_counts
 from qilin_med_vl.train.tokenize import ConversationTokenizer
@@ -68,14 +68,14 @@ def load_model(config: TrainConfig, source: str | Path):
 
 def build_dataset(config: TrainConfig, processor):
     """(dataset, collator, lengths for the sampler, data summary)."""
-    records = read_records(config.data)
+    data = training_data(config.data, config.stage, config.image_folder)
+    records = read_records(data.files)
     tokenizer = ConversationTokenizer(processor, config.template, config.max_length)
-    image_folder = config.image_folder or default_image_folder(config.data)
     dataset = ConversationDataset(
         records,
         tokenizer,
         processor.image_processor,
-        image_folder,
+        data.image_folder,
         progress=config.progress_bar and is_main_process(),
     )
     logger.info("data %s: %s", config.data, dataset.summary.line())

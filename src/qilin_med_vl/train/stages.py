@@ -1,6 +1,6 @@
 """What trains in each stage, as a table, and the one function that applies it.
 
-`align` (stage 1) trains the projector only; `instruct` (stage 2) trains the projector and the LLM with
+`alignment` (stage 1) trains the projector only; `instruction` (stage 2) trains the projector and the LLM with
 the vision tower frozen (paper section 5.2). `unfreeze_vision` adds the vision tower to either stage.
 The identity second layer that encodes a single-linear projector never trains.
 """
@@ -12,13 +12,14 @@ import logging
 from torch import nn
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
+from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION
 from qilin_med_vl.model.projector import frozen_projector_parameters, projector_type
 
 logger = logging.getLogger(__name__)
 
 STAGE_TABLE: dict[str, tuple[str, ...]] = {
-    "align": ("projector",),
-    "instruct": ("projector", "llm"),
+    ALIGNMENT: ("projector",),
+    INSTRUCTION: ("projector", "llm"),
 }
 PARTS = ("vision", "projector", "llm")
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from qilin_med_vl.config import ConfigError
 from qilin_med_vl.data.translation.prompt import PROMPT_VERSION
-from qilin_med_vl.errors import QilinError
 
 BACKENDS = ("none", "openai")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -60,10 +60,6 @@ class Translator(Protocol):
     def close(self) -> None: ...
 
 
-class TranslatorConfigError(QilinError):
-    """A translator setting is out of range or names something that does not exist."""
-
-
 def _type_problems(config: TranslatorConfig) -> list[str]:
     """Settings whose value is not of the field's type (YAML gives "8" for a quoted 8, true for yes)."""
     problems = []
@@ -84,10 +80,10 @@ def _type_problems(config: TranslatorConfig) -> list[str]:
 
 
 def validate_config(config: TranslatorConfig) -> None:
-    """Raise TranslatorConfigError naming the bad settings and what they must be."""
+    """Raise ConfigError naming the bad settings and what they must be."""
     problems = _type_problems(config)
     if problems:
-        raise TranslatorConfigError("translator settings: " + "; ".join(problems))
+        raise ConfigError("translator settings: " + "; ".join(problems))
     if config.backend not in BACKENDS:
         problems.append(f"backend is {config.backend!r}; choose one of {', '.join(BACKENDS)}")
     if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):
@@ -108,4 +104,4 @@ def validate_config(config: TranslatorConfig) -> None:
     if not config.prompt_version:
         problems.append("prompt_version must not be empty")
     if problems:
-        raise TranslatorConfigError("translator settings: " + "; ".join(problems))
+        raise ConfigError("translator settings: " + "; ".join(problems))
