@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from qilin_med_vl.cli import main
-from qilin_med_vl.data.records import PMC_CASE_REPORT, PMC_OA, PMC_VQA
+from qilin_med_vl.data import split
+from qilin_med_vl.data.records import PMC_CASE_REPORT, PMC_OA, PMC_VQA, SourceRow
 from qilin_med_vl.data.sources import READERS, split_choice
 from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.synth import generate, write
@@ -32,6 +33,7 @@ from qilin_med_vl.data.synth.findings import (
 )
 from qilin_med_vl.data.synth.render import render
 from qilin_med_vl.data.synth.world import Counts
+from qilin_med_vl.llava_format import INSTRUCTION, SPLITS, STAGES, TEST, built_files
 
 SMALL_COUNTS = Counts(captions=8, cases=12, vqa=40)
 MODEL_SIDE = 64  # what the demo model sees
@@ -301,26 +303,34 @@ def test_import_and_build_turn_the_world_into_a_chinese_dataset_without_a_servic
         row = json.loads(line)
         for record_id in row["record_ids"]:
             truth[record_id] = row
-    records = [
-        json.loads(line)
-        for path in sorted((out / "built").glob("*-of-*.jsonl"))
-        if not path.name.startswith("dropped")
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
-    vqa = [record for record in records if record["meta"]["source"] == PMC_VQA]
-    assert len(vqa) == 40
-    for record in records:
+    records = {
+        name: [
+            json.loads(line)
+            for path in built_files(out / "built", name).files
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+        for name in SPLITS
+    }
+    every_record = [record for name in SPLITS for record in records[name]]
+    assert sorted(record["id"] for record in every_record) == sorted(truth), "every row is kept, none dropped"
+    for record in every_record:
         expected = truth[record["id"]]
         answer = record["conversations"][1]["value"]
-        if record["meta"]["stage"] == "instruction":
+        if record["meta"]["stage"] == INSTRUCTION or record["meta"]["source"] == PMC_OA:
             assert answer == expected["answer_zh"]
-        elif record["meta"]["source"] == PMC_OA:
-            assert answer == expected["answer_zh"]
-    dropped = [
-        json.loads(line)
-        for path in (out / "built").glob("dropped-*.jsonl")
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
-    # nothing is dropped for its text: every English text was served by the memory. Case reports are
-    # dropped (image_missing) only by a reader that takes img_ref entries for file names, not figure ids
-    assert {(row["source"], row["reason"]) for row in dropped} <= {(PMC_CASE_REPORT, "image_missing")}
+        else:  # case-report alignment: the Chinese inline, then the Chinese context
+            inline, context = answer.split("\n")
+            assert inline.startswith("图") and context.startswith("患者，")
+    case_composites = [r for r in records[INSTRUCTION] + records[TEST] if len(r["meta"]["source_images"]) > 1]
+    assert all(record["image"].startswith("pmc_case_report/composite/") for record in case_composites)
+    # the held-out split takes whole articles
+
+    def articles(split_names):
+        return {
+            split.article_id(SourceRow(record["meta"]["source"], 0, ref=record["meta"]["ref"]))
+            for name in split_names
+            for record in records[name]
+        }
+
+    held_out = articles([TEST])
+    assert held_out and not held_out & articles(STAGES)

@@ -50,6 +50,7 @@ TRANSLATION_MEMORY_CACHE = "translation_memory.sqlite"  # what `qilin data tm im
 GROUND_TRUTH = "ground_truth.jsonl"
 BUILD_CONFIG = "build.yaml"
 API_KEY_VARIABLE = "SYNTH_TRANSLATION_KEY"
+TEST_FRACTION = 0.1  # share of articles build.yaml holds out as the test split, for scoring on unseen figures
 IMAGE_FOLDERS = {PMC_OA: PMC_OA_IMAGES, PMC_CASE_REPORT: CASE_REPORT_IMAGES, PMC_VQA: PMC_VQA_IMAGES}
 VQA_COLUMNS = (
     "Figure_path",
@@ -271,6 +272,8 @@ sources:
   {PMC_VQA}:
     records: [{PMC_VQA_RECORDS}]
     images: {PMC_VQA_IMAGES}
+split:
+  test: {TEST_FRACTION}  # articles held out (all of an article's figures on one side) for evaluation
 templates:
   vqa_format: open
   case_report_alignment_fields: [inline, context]
