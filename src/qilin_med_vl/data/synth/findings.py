@@ -45,10 +45,8 @@ class Finding:
     size: str | None = None
 
     def __post_init__(self) -> None:
-        facts = (self.side, self.region, self.size)
-        if self.present != all(fact is not None for fact in facts) or (
-            not self.present and any(fact is not None for fact in facts)
-        ):
+        given = [fact is not None for fact in (self.side, self.region, self.size)]
+        if not (all(given) if self.present else not any(given)):
             raise ValueError(f"a finding has side, region and size exactly when present: {self}")
 
     def to_json(self) -> dict:

@@ -14,6 +14,7 @@ from qilin_med_vl.data.synth.english import ENGLISH
 from qilin_med_vl.data.synth.findings import (
     MODALITY_QUESTION,
     NO,
+    NO_FINDING,
     PRESENCE_QUESTION,
     REGION_QUESTION,
     REGIONS,
@@ -64,7 +65,7 @@ def variant_count(question_type: str) -> int:
 def question(question_type: str, modality: str, variant: int, plural: bool = False) -> Bilingual:
     def compose(book: PhraseBook) -> str:
         template = book.questions[question_type][variant]
-        return _sentence(book, template.format(**_finding_slots(book, modality, Finding(False), plural)))
+        return _sentence(book, template.format(**_finding_slots(book, modality, NO_FINDING, plural)))
 
     return _both(compose)
 

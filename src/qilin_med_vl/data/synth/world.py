@@ -23,6 +23,7 @@ import random
 from dataclasses import dataclass, field
 
 from qilin_med_vl.data.records import PMC_CASE_REPORT, PMC_OA, PMC_VQA
+from qilin_med_vl.data.sources import CHOICE_LETTERS
 from qilin_med_vl.data.synth import texts
 from qilin_med_vl.data.synth.findings import (
     LESION_QUESTIONS,
@@ -38,7 +39,6 @@ from qilin_med_vl.data.synth.findings import (
 from qilin_med_vl.data.synth.real import RealPicture
 from qilin_med_vl.data.synth.texts import Bilingual
 
-CHOICE_LETTERS = ("A", "B", "C", "D")
 LESION_SHARE = 0.6  # share of figures with a lesion when the question does not decide it
 PREFIX_SHARE = 0.3  # share of case-report questions (and, separately, answers) written with Q: / A:
 FIGURES_PER_CASE_WEIGHTS = (0.6, 0.25, 0.15)  # one, two, three figures

@@ -31,6 +31,7 @@ from qilin_med_vl.data.records import (
     Candidate,
     SourceRow,
 )
+from qilin_med_vl.data.sources import CASE_REPORT_FIELDS, CHOICE_LETTERS
 from qilin_med_vl.data.synth.english import ANSWER_PREFIX, QUESTION_PREFIX
 from qilin_med_vl.data.synth.findings import CAPTION
 from qilin_med_vl.data.synth.real import load_real_picture
@@ -125,8 +126,7 @@ def write_case_reports(out: Path, world: World) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = ("PMC_id", "context", "inline", "question", "answer", "img_ref")
-    schema = pa.schema([(name, pa.string()) for name in columns])
+    schema = pa.schema([(name, pa.string()) for name in CASE_REPORT_FIELDS])
     rows = [
         {
             "PMC_id": case.pmc_id,
@@ -158,7 +158,8 @@ def write_pmc_vqa(out: Path, world: World) -> None:
         writer.writerow(VQA_COLUMNS)
         for row in world.vqa:
             choices = [
-                _choice_cell(letter, choice.en) for letter, choice in zip("ABCD", row.choices, strict=True)
+                _choice_cell(letter, choice.en)
+                for letter, choice in zip(CHOICE_LETTERS, row.choices, strict=True)
             ]
             writer.writerow([row.figure.name, row.question.en, row.answer.en, *choices, row.answer_label])
 
@@ -166,8 +167,8 @@ def write_pmc_vqa(out: Path, world: World) -> None:
 def translation_pairs(world: World) -> list[tuple[str, str]]:
     """(English, Chinese) for every text the builder translates, sorted by English, each once.
 
-    Case-report questions and answers are listed both as written (with a Q: / A: prefix where the row
-    has one) and without it, so the memory answers whether or not the builder strips the prefix.
+    Case-report questions and answers are listed without their Q: / A: prefix: the reader strips it
+    before the builder translates.
     """
     pairs: dict[str, str] = {}
 
@@ -184,8 +185,6 @@ def translation_pairs(world: World) -> list[tuple[str, str]]:
     for case in world.cases:
         for text in (case.context, case.inline, case.question, case.answer):
             add_text(text)
-        add(case_question_text(case), case.question.zh)
-        add(case_answer_text(case), case.answer.zh)
     for row in world.vqa:
         for text in (row.question, row.answer, *row.choices):
             add_text(text)
