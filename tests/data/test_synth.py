@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import hashlib
 import json
+import string
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from qilin_med_vl.data.records import PMC_CASE_REPORT, PMC_OA, PMC_VQA, SourceRo
 from qilin_med_vl.data.sources import READERS
 from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.synth import generate, write
+from qilin_med_vl.data.synth.chinese import CHINESE
+from qilin_med_vl.data.synth.english import ENGLISH
 from qilin_med_vl.data.synth.findings import (
     LARGE,
     LEFT,
@@ -31,6 +35,7 @@ from qilin_med_vl.data.synth.findings import (
     UPPER,
     Finding,
 )
+from qilin_med_vl.data.synth.language import PhraseBook
 from qilin_med_vl.data.synth.render import render
 from qilin_med_vl.data.synth.world import Counts
 from qilin_med_vl.llava_format import INSTRUCTION, SPLITS, STAGES, TEST, built_files
@@ -333,3 +338,26 @@ def test_import_and_build_turn_the_world_into_a_chinese_dataset_without_a_servic
 
     held_out = articles([TEST])
     assert held_out and not held_out & articles(STAGES)
+
+
+def _slots(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_the_english_and_chinese_phrase_books_have_the_same_entries_and_slots():
+    for setting in dataclasses.fields(PhraseBook):
+        english, chinese = getattr(ENGLISH, setting.name), getattr(CHINESE, setting.name)
+        if isinstance(english, dict):
+            assert english.keys() == chinese.keys(), setting.name
+            pairs = [(english[key], chinese[key]) for key in english]
+        elif isinstance(english, tuple):
+            assert len(english) == len(chinese), setting.name
+            pairs = list(zip(english, chinese, strict=True))
+        else:
+            pairs = [(english, chinese)]
+        for first, second in pairs:
+            if isinstance(first, tuple):  # question variants
+                assert len(first) == len(second), setting.name
+                assert [_slots(text) for text in first] == [_slots(text) for text in second], setting.name
+            elif isinstance(first, str):
+                assert _slots(first) == _slots(second), (setting.name, first)

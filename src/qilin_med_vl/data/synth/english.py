@@ -38,7 +38,7 @@ ENGLISH = PhraseBook(
         HEAD_CT: "axial head CT",
         ABDOMINAL_CT: "axial abdominal CT",
         ULTRASOUND: "ultrasound image",
-        HISTOLOGY: "histology section (H&E stain)",
+        HISTOLOGY: "H&E-stained histology section",
     },
     lesion={
         CHEST_XRAY: "mass",
@@ -103,8 +103,11 @@ ENGLISH = PhraseBook(
         "{modality} with no {lesion} visible.",
         "Normal {modality}: no {lesion} is seen.",
     ),
-    inline_present="{figures} ({modality}) shows a {size} {lesion} in the {place} part of {the_image}.",
-    inline_absent="{figures} ({modality}) shows no {lesion}.",
+    inline_present=(
+        "{figures} ({modality}) shows a {size} {lesion} in the {place} part of {the_image}.",
+        "{figures} ({modality}) show a {size} {lesion} in the {place} part of {the_image}.",
+    ),
+    inline_absent=("{figures} ({modality}) shows no {lesion}.", "{figures} ({modality}) show no {lesion}."),
     figure_refs=("Figure {a}", "Figures {a} and {b}", "Figures {a}-{c}"),
     context="A {age}-year-old {sex} presented with {symptom} and underwent {exam}. {outcome}",
     sex={"male": "man", "female": "woman"},

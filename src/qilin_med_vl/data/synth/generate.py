@@ -15,7 +15,7 @@ DEFAULT_COUNTS = Counts(captions=1000, cases=600, vqa=3000)
 DEFAULT_SIZE = 128
 MIN_SIZE = 64  # below the model's input size a lesion would no longer cover a patch
 # what a previous run wrote: removed by --overwrite, nothing else in the folder is touched
-OUTPUT_FOLDERS = ("pmc_oa", "pmc_case_report", "pmc_vqa")
+OUTPUT_FOLDERS = tuple(write.SOURCE_FOLDERS.values())
 OUTPUT_FILES = (write.TRANSLATION_MEMORY_IMPORT, write.GROUND_TRUTH, write.BUILD_CONFIG)
 
 

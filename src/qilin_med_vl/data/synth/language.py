@@ -25,8 +25,8 @@ class PhraseBook:
     questions: dict[str, tuple[str, ...]]  # question-type -> template variants
     caption_present: tuple[str, ...]
     caption_absent: tuple[str, ...]
-    inline_present: str
-    inline_absent: str
+    inline_present: tuple[str, str]  # (one figure, several figures)
+    inline_absent: tuple[str, str]
     figure_refs: tuple[str, str, str]  # one, two, three figures: slots {a}, {b}, {c}
     context: str
     sex: dict[str, str]

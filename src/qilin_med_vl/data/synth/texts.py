@@ -123,12 +123,10 @@ def inline(modality: str, finding: Finding, figure_numbers: list[int]) -> Biling
     def compose(book: PhraseBook) -> str:
         first, last = figure_numbers[0], figure_numbers[-1]
         figures = book.figure_refs[len(figure_numbers) - 1].format(a=first, b=last, c=last)
-        template = book.inline_present if finding.present else book.inline_absent
-        slots = _finding_slots(book, modality, finding, len(figure_numbers) > 1)
-        text = template.format(figures=figures, **slots)
-        if book.capitalize_sentences and len(figure_numbers) > 1:
-            text = text.replace(" shows ", " show ", 1)  # "Figures 1 and 2 ... show"
-        return _sentence(book, text)
+        plural = len(figure_numbers) > 1
+        template = (book.inline_present if finding.present else book.inline_absent)[plural]
+        slots = _finding_slots(book, modality, finding, plural)
+        return _sentence(book, template.format(figures=figures, **slots))
 
     return _both(compose)
 

@@ -31,7 +31,7 @@ from qilin_med_vl.data.records import (
     Candidate,
     SourceRow,
 )
-from qilin_med_vl.data.sources import CASE_REPORT_FIELDS, CHOICE_LETTERS
+from qilin_med_vl.data.sources import CASE_REPORT_FIELDS, CHOICE_LETTERS, VQA_REQUIRED_COLUMNS
 from qilin_med_vl.data.synth.english import ANSWER_PREFIX, QUESTION_PREFIX
 from qilin_med_vl.data.synth.findings import CAPTION
 from qilin_med_vl.data.synth.real import load_real_picture
@@ -41,11 +41,12 @@ from qilin_med_vl.data.synth.world import CaseRow, Figure, World
 
 JPEG_QUALITY = 95
 CASE_REPORT_SHARDS = 2
-PMC_OA_RECORDS = "pmc_oa/pmc_oa.jsonl"
-PMC_OA_IMAGES = "pmc_oa/images"
-CASE_REPORT_IMAGES = "pmc_case_report/figures"
-PMC_VQA_RECORDS = "pmc_vqa/train.csv"
-PMC_VQA_IMAGES = "pmc_vqa/figures"
+SOURCE_FOLDERS = {PMC_OA: "pmc_oa", PMC_CASE_REPORT: "pmc_case_report", PMC_VQA: "pmc_vqa"}
+PMC_OA_RECORDS = f"{SOURCE_FOLDERS[PMC_OA]}/pmc_oa.jsonl"
+PMC_OA_IMAGES = f"{SOURCE_FOLDERS[PMC_OA]}/images"
+CASE_REPORT_IMAGES = f"{SOURCE_FOLDERS[PMC_CASE_REPORT]}/figures"
+PMC_VQA_RECORDS = f"{SOURCE_FOLDERS[PMC_VQA]}/train.csv"
+PMC_VQA_IMAGES = f"{SOURCE_FOLDERS[PMC_VQA]}/figures"
 TRANSLATION_MEMORY_IMPORT = "translation_memory.jsonl"
 TRANSLATION_MEMORY_CACHE = "translation_memory.sqlite"  # what `qilin data tm import` should write
 GROUND_TRUTH = "ground_truth.jsonl"
@@ -53,21 +54,12 @@ BUILD_CONFIG = "build.yaml"
 API_KEY_VARIABLE = "SYNTH_TRANSLATION_KEY"
 TEST_FRACTION = 0.1  # share of articles build.yaml holds out as the test split, for scoring on unseen figures
 IMAGE_FOLDERS = {PMC_OA: PMC_OA_IMAGES, PMC_CASE_REPORT: CASE_REPORT_IMAGES, PMC_VQA: PMC_VQA_IMAGES}
-VQA_COLUMNS = (
-    "Figure_path",
-    "Question",
-    "Answer",
-    "Choice A",
-    "Choice B",
-    "Choice C",
-    "Choice D",
-    "Answer_label",
-)
+VQA_COLUMNS = (*VQA_REQUIRED_COLUMNS, "Answer_label")
 
 
 def case_report_shard_paths() -> list[str]:
     return [
-        f"pmc_case_report/data/train-{index:05d}-of-{CASE_REPORT_SHARDS:05d}.parquet"
+        f"{SOURCE_FOLDERS[PMC_CASE_REPORT]}/data/train-{index:05d}-of-{CASE_REPORT_SHARDS:05d}.parquet"
         for index in range(CASE_REPORT_SHARDS)
     ]
 
