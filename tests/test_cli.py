@@ -20,3 +20,24 @@ def test_top_level_help_lists_every_subcommand(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert all(command in out for command in SUBCOMMANDS)
+
+
+def test_building_the_parser_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from qilin_med_vl.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("package", ["data", "imaging", "model", "train", "infer"])
+def test_each_package_names_its_public_face(package):
+    from importlib import import_module
+
+    module = import_module(f"qilin_med_vl.{package}")
+    assert module.__all__
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name  # resolves to the object it names

@@ -33,6 +33,7 @@ ROLE_OF_SPEAKER = {HUMAN: "user", GPT: "assistant"}
 SPEAKER_OF_ROLE = {role: speaker for speaker, role in ROLE_OF_SPEAKER.items()}
 
 MANIFEST_FILE = "manifest.json"
+DEFAULT_BUILD_OUT = Path("runs/chimed_vl")  # where configs/data/chimed_vl.yaml builds, and training reads
 IMAGES_DIR = "images"
 MANIFEST_FORMAT = "qilin-med-vl/chimed-vl-build/1"
 # what each shard of a sharded build writes; manifest.json appears once every shard is done

@@ -126,3 +126,24 @@ def test_build_takes_key_value_overrides_like_train(tmp_path, capsys):
     )
     assert main(["data", "build", "--config", str(config_path), "translator.colour=red"]) == 1
     assert "unknown key(s) colour in 'translator'" in capsys.readouterr().err
+
+
+def test_the_memory_backend_serves_imported_pairs_and_drops_what_it_lacks(tmp_path):
+    config_path = write_published_sources(tmp_path, test_fraction=0.0)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps({"source": "Which organism is seen in the culture?", "target": "培养物中见到的是哪种微生物？"},
+                   ensure_ascii=False) + "\n"
+        + json.dumps({"source": "E. coli", "target": "大肠杆菌"}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    built = tmp_path / "built"
+    assert main(["data", "tm", "import", str(pairs), "--out", str(built)]) == 0
+    assert (
+        main(["data", "build", "--config", str(config_path), "--no-progress", "--translator", "memory"]) == 0
+    )
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["sources"]["pmc_vqa"]["instruction"]["kept"] == ARTICLES
+    assert manifest["sources"]["pmc_oa"]["alignment"]["dropped"] == {"translation_not_in_memory": ARTICLES}
+    records = [json.loads(line) for line in (built / "instruction-00000-of-00001.jsonl").open()]
+    assert {r["conversations"][1]["value"] for r in records} == {"大肠杆菌"}

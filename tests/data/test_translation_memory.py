@@ -74,14 +74,14 @@ def test_pairs_go_under_the_key_the_flags_name(tmp_path: Path):
 
 
 def test_defaults_are_the_builds_defaults(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
     pairs = tmp_path / "pairs.jsonl"
     pairs_format.write_pairs(pairs, "jsonl", PAIRS[:2])
     run_tm("import", str(pairs))
     from qilin_med_vl.data.translation.config import DEFAULT_MODEL
     from qilin_med_vl.data.translation.prompt import PROMPT_VERSION
 
-    with TranslationMemory(tmp_path / "xdg" / "qilin-med-vl" / "translation_memory.sqlite") as memory:
+    with TranslationMemory(tmp_path / "runs/chimed_vl/translation_memory.sqlite") as memory:
         assert memory.keys() == [(DEFAULT_MODEL, PROMPT_VERSION, 2)]
 
 
@@ -139,3 +139,21 @@ def test_a_file_that_is_not_a_memory_is_named(tmp_path: Path):
 def test_no_action_prints_help(capsys):
     assert run_tm() == 2
     assert "import" in capsys.readouterr().out
+
+
+def test_import_and_export_default_to_the_memory_the_build_writes(tmp_path, monkeypatch):
+    from qilin_med_vl.data.build_config import parse_build_config
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs_format.write_pairs(pairs, "jsonl", PAIRS[:2])
+    build_out = tmp_path / "built"
+    assert run_tm("import", str(pairs), "--out", str(build_out)) == 0
+    config = parse_build_config({"sources": {"pmc_oa": {"records": "x", "images": "y"}}}, "test")
+    assert Path(config.translator_config(build_out).cache_path) == build_out / "translation_memory.sqlite"
+    assert (build_out / "translation_memory.sqlite").is_file()  # exactly where the build looks
+    exported = tmp_path / "back.jsonl"
+    assert run_tm("export", str(exported), "--out", str(build_out)) == 0
+    assert sorted(pairs_format.read_pairs(exported, "jsonl")) == sorted(PAIRS[:2])
+    monkeypatch.chdir(tmp_path)  # no --out, no --cache: the shipped config's output folder
+    with pytest.raises(DataError, match="runs/chimed_vl/translation_memory.sqlite does not exist"):
+        run_tm("export", str(exported))

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from qilin_med_vl.config import ConfigError
 from qilin_med_vl.data.translation import pairs as pairs_format
 from qilin_med_vl.data.translation import reasons
 from qilin_med_vl.data.translation.checks import CheckThresholds, check_translation
-from qilin_med_vl.config import ConfigError
 from qilin_med_vl.data.translation.config import Translation, TranslatorConfig
 from qilin_med_vl.data.translation.factory import make_translator
 from qilin_med_vl.data.translation.memory import TranslationMemory
@@ -332,3 +332,36 @@ def test_backoff_doubles_is_jittered_honours_retry_after_and_is_capped(tmp_path,
         assert translator._backoff_seconds(0, 300.0) == 20.0
     finally:
         translator.close()
+
+
+def test_an_unreachable_endpoint_stops_the_batch_and_keeps_what_was_paid(tmp_path, api_key):
+    script = {TEXTS[1]: ["timeout"] * 3}  # never answered within timeout_s, on every attempt
+    with fake.FakeChatServer(script, timeout_sleep_s=1.0) as server:
+        translator = make_translator(_config(server, tmp_path, timeout_s=0.2, max_retries=2))
+        try:
+            with pytest.raises(
+                QilinError, match=r"cannot reach .*1 request\(s\) got no answer after 2 retries"
+            ):
+                translator.translate_batch([TEXTS[0], TEXTS[1]])
+        finally:
+            translator.close()
+    memory = TranslationMemory(tmp_path / "tm.sqlite")
+    assert memory.translation("fake-gpt", "zh-v1", TEXTS[0])  # the answered text stays paid for
+    memory.close()
+
+
+def test_a_build_against_a_closed_port_exits_with_the_reason(tmp_path, api_key, capsys):
+    import socket
+
+    from qilin_med_vl.cli import main
+    from tests.published_sources import write_published_sources
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_published_sources(tmp_path)
+    code = main(["data", "build", "--config", str(config), "--no-progress", "--translator", "openai",
+                 "--base-url", f"http://127.0.0.1:{port}/v1", "--api-key-env", KEY_ENV,
+                 "translator.max_retries=1", "translator.retry_backoff_s=0.01"])  # fmt: skip
+    assert code == 1
+    assert f"cannot reach http://127.0.0.1:{port}/v1/chat/completions" in capsys.readouterr().err

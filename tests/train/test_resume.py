@@ -32,15 +32,16 @@ class StopAfter(TrainerCallback):
 @pytest.mark.parametrize(
     ("stage", "extra"),
     [
-        ("alignment", []),
-        ("instruction", []),
-        ("instruction", ["lora.enabled=true", "lora.r=4", "lora.dropout=0", "learning_rate=1e-2"]),
+        ("align", []),
+        ("instruct", []),
+        ("instruct", ["lora.enabled=true", "lora.r=4", "lora.dropout=0", "learning_rate=1e-2"]),
     ],
     ids=["align", "instruct", "instruct-lora"],
 )
 def test_resumed_run_matches_uninterrupted_run(stage, extra, base_dir, stage1_dir, data_dir, tmp_path):
-    config_file = TINY_ALIGN if stage == "alignment" else TINY_INSTRUCT
-    model = base_dir if stage == "alignment" else stage1_dir
+    # `stage` names the synthetic data file (tests/train/synthetic.py); the config says the stage itself
+    config_file = TINY_ALIGN if stage == "align" else TINY_INSTRUCT
+    model = base_dir if stage == "align" else stage1_dir
     common = [*FAST, f"model={model}", f"data={data_dir / (stage + '.jsonl')}", f"max_steps={STEPS}",
               f"save_steps={CHECKPOINT}", "per_device_train_batch_size=3", *extra]  # fmt: skip
 
@@ -91,3 +92,14 @@ def test_killed_process_resumes_exactly(base_dir, data_dir, tmp_path):
     assert sorted(resumed) == list(range(1, steps + 1))
     for step in range(3, steps + 1):
         assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step
+
+
+def test_resuming_a_finished_run_trains_no_further_step(base_dir, data_dir, tmp_path):
+    common = [*FAST, f"model={base_dir}", f"data={data_dir / 'align.jsonl'}", "max_steps=3", "save_steps=2",
+              f"output_dir={tmp_path / 'run'}"]  # fmt: skip
+    run(load_config(TINY_ALIGN, common))
+    weights = (tmp_path / "run/model.safetensors").read_bytes()
+    again = run(load_config(TINY_ALIGN, [*common, "resume_from_checkpoint=latest"]))
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3]  # no step past max_steps
+    assert (tmp_path / "run/model.safetensors").read_bytes() == weights
+    assert [entry["step"] for entry in again.log_history if "loss" in entry] == [1, 2, 3]

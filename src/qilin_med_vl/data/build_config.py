@@ -19,8 +19,8 @@ from qilin_med_vl.data.filters import DEFAULT_MIN_CHARS, TextFilterSettings
 from qilin_med_vl.data.records import SOURCES
 from qilin_med_vl.data.templates import DEFAULT_CASE_REPORT_ALIGNMENT_FIELDS, VQA_FORMATS
 from qilin_med_vl.data.translation.config import TranslatorConfig
+from qilin_med_vl.data.translation.memory import TRANSLATION_MEMORY_FILE
 
-TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # default place of the cache, inside the output folder
 DEFAULT_BATCH_SIZE = 64  # texts are translated and records written this many rows at a time
 TOP_LEVEL_KEYS = (
     "out",

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.translation import cli as tm_cli
+from qilin_med_vl.data.translation.config import BACKENDS
 from qilin_med_vl.llava_format import STAGES
-
-TRANSLATOR_BACKENDS = ("none", "openai")
 
 
 def _add_build(commands) -> None:
@@ -59,9 +58,10 @@ def _add_build(commands) -> None:
     group = parser.add_argument_group("translation (override the config's 'translator' section)")
     group.add_argument(
         "--translator",
-        choices=TRANSLATOR_BACKENDS,
+        choices=BACKENDS,
         default=None,
-        help="'none' keeps the English text (offline); 'openai': any OpenAI-compatible endpoint",
+        help="'none' keeps the English text (offline); 'memory': only what the translation memory holds "
+        "(offline; a text it lacks is dropped); 'openai': any OpenAI-compatible endpoint",
     )
     group.add_argument("--base-url", default=None, help="endpoint, e.g. https://api.openai.com/v1")
     group.add_argument("--model", default=None, help="chat model name at the endpoint")

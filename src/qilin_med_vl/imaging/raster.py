@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from qilin_med_vl.imaging.reasons import (
     IMAGE_TOO_LARGE,
@@ -101,6 +101,8 @@ def open_image(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXE
         head, tail = _head_and_tail(source)
         if _looks_truncated(head, tail):
             raise ImageRejected(IMAGE_TRUNCATED, f"{name}: the file is cut short ({error})") from error
+        if isinstance(error, UnidentifiedImageError):  # its message repeats the path or a stream's repr
+            raise ImageRejected(IMAGE_UNREADABLE, f"{name}: not in an image format Pillow reads") from error
         raise ImageRejected(IMAGE_UNREADABLE, f"{name}: cannot decode image ({error})") from error
 
 

@@ -49,6 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+ACCEPTED_FORMATS = "PNG, JPEG, TIFF, BMP, GIF, WebP, DICOM (a file or a series folder), NIfTI (.nii, .nii.gz)"
 UPLOAD_NAME = "uploaded image"  # how messages refer to bytes input when the caller gives no name
 _HEAD_BYTES = 2048  # enough for the DICOM preamble and magic, and a NIfTI-2 header
 
@@ -107,8 +108,8 @@ def load_study(
         if slice_index is not None:
             raise ImageRejected(
                 SLICE_OUT_OF_RANGE,
-                f"{label}: slice_index chooses a slice of a NIfTI volume or a DICOM series folder; "
-                "use frame for the frames of one DICOM file",
+                f"{label}: a slice (--slice) is chosen in a NIfTI volume or a DICOM series folder; "
+                "use a frame (--frame) for the frames of one DICOM file",
             )
         picture = decode_dicom(
             read_dataset(data, label), label, window=choice, frame=frame, max_pixels=max_pixels
@@ -147,9 +148,9 @@ def _raster(
 ) -> Study:
     """PNG/JPEG/TIFF/BMP/...: already display pixels, so windows, frames and slices do not apply."""
     for asked, reason, what in (
-        (not auto_window, WINDOW_NOT_APPLICABLE, "a window"),
-        (frame not in (None, 0), FRAME_OUT_OF_RANGE, "a frame"),
-        (slice_index not in (None, 0), SLICE_OUT_OF_RANGE, "a slice"),
+        (not auto_window, WINDOW_NOT_APPLICABLE, "a window (--window)"),
+        (frame not in (None, 0), FRAME_OUT_OF_RANGE, "a frame (--frame)"),
+        (slice_index not in (None, 0), SLICE_OUT_OF_RANGE, "a slice (--slice)"),
     ):
         if asked:
             raise ImageRejected(
@@ -157,13 +158,20 @@ def _raster(
                 f"{label}: {what} was asked for, but this is not a DICOM or NIfTI study; "
                 "windows, frames and slices apply to DICOM and NIfTI only",
             )
-    if isinstance(data, bytes):
-        stream = io.BytesIO(data)
-        stream.name = label  # open_image names the input by it in its messages
-        image = open_image(stream, max_pixels)
-    else:
-        image = open_image(data, max_pixels)
-        stream = io.BytesIO(_read_head(data, label))
+    try:
+        if isinstance(data, bytes):
+            stream = io.BytesIO(data)
+            stream.name = label  # open_image names the input by it in its messages
+            image = open_image(stream, max_pixels)
+        else:
+            with open(data, "rb") as handle:
+                stream = io.BytesIO(handle.read())
+            stream.name = label
+            image = open_image(stream, max_pixels)
+    except ImageRejected as error:
+        if error.reason != IMAGE_UNREADABLE:
+            raise
+        raise ImageRejected(IMAGE_UNREADABLE, f"{error}; accepted: {ACCEPTED_FORMATS}") from error
     with Image.open(io.BytesIO(stream.getvalue())) as lazy:  # reads only the header, to name the format
         file_format = lazy.format or "image"
     facts = {"format": file_format, "size": f"{image.width}x{image.height}"}

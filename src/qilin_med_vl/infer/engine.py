@@ -31,6 +31,7 @@ a multi-byte character (byte-fallback tokens) is held back until the character i
 from __future__ import annotations
 
 import hashlib
+import json
 import queue
 import threading
 from collections import OrderedDict
@@ -325,7 +326,10 @@ class Engine:
                 elif part.get("type") == "text":
                     parts.append({"type": "text", "text": part["text"]})
                 else:
-                    raise RequestError(f"message {number}: unknown content part type {part.get('type')!r}")
+                    raise RequestError(
+                        f"message {number}: unknown content part type {json.dumps(part.get('type'))}; "
+                        "use text or image"
+                    )
             template_messages.append({"role": message["role"], "content": parts})
         if not template_messages or template_messages[-1]["role"] != "user":
             raise RequestError("the last message must come from the user")

@@ -121,8 +121,10 @@ def load_url_image(url: str, options: StudyOptions, limits: ImageLimits):
     return load_image_source(data, options, limits.max_pixels)
 
 
-def load_image_source(source: str | Path | bytes, options: StudyOptions, max_pixels: int):
-    """A `Study` from a path or bytes: PNG/JPEG/TIFF/BMP, DICOM or NIfTI."""
+def load_image_source(
+    source: str | Path | bytes, options: StudyOptions, max_pixels: int, name: str | None = None
+):
+    """A `Study` from a path or bytes: PNG/JPEG/TIFF/BMP, DICOM or NIfTI; messages call it `name` if given."""
     from qilin_med_vl.imaging.study import load_study
 
     if isinstance(source, str | Path) and not Path(source).exists():
@@ -135,4 +137,5 @@ def load_image_source(source: str | Path | bytes, options: StudyOptions, max_pix
         slice_index=options.slice_index,
         axis=options.axis,
         max_pixels=max_pixels,
+        name=name,
     )

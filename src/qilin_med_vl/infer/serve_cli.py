@@ -11,7 +11,7 @@ from qilin_med_vl.errors import QilinError
 
 def register(parser: argparse.ArgumentParser) -> None:
     from qilin_med_vl.infer import defaults
-    from qilin_med_vl.infer.chat_cli import add_model_arguments
+    from qilin_med_vl.infer.options import add_image_limit_arguments, add_model_arguments
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -36,9 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-request-mb", type=float, default=defaults.DEFAULT_MAX_REQUEST_BYTES / 2**20)
-    limits.add_argument(
-        "--max-image-pixels", type=int, default=defaults.DEFAULT_MAX_IMAGE_PIXELS, help="per decoded image"
-    )
+    add_image_limit_arguments(limits)
     limits.add_argument(
         "--max-images", type=int, default=defaults.DEFAULT_MAX_IMAGES, help="images per request"
     )
@@ -75,9 +73,11 @@ def run(args) -> int:
 
     from qilin_med_vl.infer.engine import Engine
     from qilin_med_vl.infer.images import ImageLimits
+    from qilin_med_vl.infer.options import check_port_free
     from qilin_med_vl.infer.server import ServerSettings, create_app
 
     api_key = api_key_from_env(args.api_key_env)
+    check_port_free(args.host, args.port)
     engine = Engine.from_pretrained(args.model, dtype=args.dtype, device=args.device)
     settings = ServerSettings(
         model_name=args.served_model_name or engine.name,

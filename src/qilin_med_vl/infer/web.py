@@ -7,6 +7,8 @@ shared Engine, whose feature cache encodes each picture once however long the ch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from qilin_med_vl.errors import QilinError
@@ -39,13 +41,14 @@ def build_page(engine: Engine, settings: SamplingSettings, max_pixels: int) -> g
         if not file_path:
             return Conversation(), None, NO_IMAGE_NOTE, []
         note = ""
+        shown_name = Path(file_path).name  # the upload's own name, never the server's temporary path
         try:
             try:
-                study = load_image_source(file_path, StudyOptions(window=window), max_pixels)
+                study = load_image_source(file_path, StudyOptions(window=window), max_pixels, shown_name)
             except ImageRejected as error:
                 if error.reason != WINDOW_NOT_APPLICABLE:
                     raise
-                study = load_image_source(file_path, StudyOptions(), max_pixels)
+                study = load_image_source(file_path, StudyOptions(), max_pixels, shown_name)
                 note = f" ({RASTER_WINDOW_NOTE})"
         except QilinError as error:
             raise gr.Error(f"无法读取影像 Cannot read the image: {error}") from None

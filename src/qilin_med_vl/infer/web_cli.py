@@ -8,8 +8,11 @@ MAX_UPLOAD = "512mb"  # one DICOM or NIfTI file; larger uploads are refused by t
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from qilin_med_vl.infer.chat_cli import add_generation_arguments, add_model_arguments
-    from qilin_med_vl.infer.defaults import DEFAULT_MAX_IMAGE_PIXELS
+    from qilin_med_vl.infer.options import (
+        add_generation_arguments,
+        add_image_limit_arguments,
+        add_model_arguments,
+    )
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -19,18 +22,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument(
-        "--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS, help="per uploaded image"
-    )
+    add_image_limit_arguments(parser)
     add_generation_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    from qilin_med_vl.infer.chat_cli import sampling_from
     from qilin_med_vl.infer.engine import Engine
+    from qilin_med_vl.infer.options import check_port_free, sampling_from
     from qilin_med_vl.infer.web import build_page
 
+    check_port_free(args.host, args.port)
     engine = Engine.from_pretrained(args.model, dtype=args.dtype, device=args.device)
     page = build_page(engine, sampling_from(args), args.max_image_pixels)
     page.queue().launch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from qilin_med_vl.model.chat_template import CHAT_TEMPLATES
 from qilin_med_vl.model.presets import PRESETS
@@ -42,7 +43,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--seed", type=int, default=0, help="seed for the projector (and the tiny preset's weights)"
     )
-    create.add_argument("--out", required=True, help="output directory")
+    create.add_argument("--out", required=True, type=Path, help="output directory (created)")
     create.set_defaults(handler=run_create)
 
     info = commands.add_parser("info", help="describe an HF-native model directory")
@@ -55,6 +56,8 @@ def run_create(args: argparse.Namespace) -> int:
     from qilin_med_vl.errors import QilinError
     from qilin_med_vl.model.checkpoint import DTYPES, create_from_pretrained, create_tiny, save_checkpoint
 
+    if args.out.exists() and not args.out.is_dir():
+        raise QilinError(f"--out {args.out}: a file is in the way; give a directory path (it is created)")
     preset = PRESETS[args.preset] if args.preset else None
     projector = args.projector or (preset.projector if preset else "mlp2x_gelu")
     if args.preset == "tiny" and not (args.vision or args.llm):

@@ -6,6 +6,7 @@ released config), the user gets one message naming what was looked for and how t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +14,18 @@ from typing import TypeVar
 from qilin_med_vl.errors import ModelNotAvailableError
 
 T = TypeVar("T")
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+RUNS_DIR = "runs"  # where the project's commands write by default: `runs/x` is always a local path
+
+
+def is_hub_id(source: str | Path) -> bool:
+    """Only a string shaped like `owner/name`, whose owner is not a local folder, is taken as a hub id."""
+    text = str(source)
+    if not HUB_ID.fullmatch(text):
+        return False
+    owner = text.split("/")[0]
+    return owner != RUNS_DIR and not Path(owner).is_dir()
 
 
 def describe_source(source: str | Path) -> str:
@@ -22,8 +35,19 @@ def describe_source(source: str | Path) -> str:
     return f"{source!r} (not a local directory, so treated as a Hugging Face Hub id)"
 
 
+def require_local_or_hub(what: str, source: str | Path) -> None:
+    """Fail at once, with no hub request, for a local path that does not exist."""
+    if not is_hub_id(source) and not Path(source).is_dir():
+        kind = "a file, not a directory" if Path(source).exists() else "no such directory"
+        raise ModelNotAvailableError(
+            f"cannot load the {what} from {source}: {kind}. Give a checkpoint directory (e.g. one written by "
+            "`qilin model create` or `qilin train`) or a hub id like owner/name"
+        )
+
+
 def load_or_explain(what: str, source: str | Path, loader: Callable[[str], T]) -> T:
     """Call `loader(str(source))`; turn 'not found / cannot download' into ModelNotAvailableError."""
+    require_local_or_hub(what, source)
     try:
         return loader(str(source))
     except (OSError, ValueError) as error:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "train_config.yaml"
 DATA_SUMMARY_FILE = "data_summary.json"
 RUN_SUMMARY_FILE = "train_summary.json"
+TRAINER_STATE_FILE = "trainer_state.json"  # what Trainer writes in each checkpoint
 ADAPTER_DIR = "adapter"  # LoRA runs: the peft adapter directory inside the output directory
 
 
@@ -141,6 +142,18 @@ def resume_point(config: TrainConfig) -> str | None:
     return last
 
 
+def finished_run(config: TrainConfig, resume: str | None) -> RunResult | None:
+    """The earlier result when resuming a run that already reached `max_steps` and wrote its model."""
+    output_dir = Path(config.output_dir)
+    if resume is None or config.max_steps <= 0 or not (output_dir / RUN_SUMMARY_FILE).is_file():
+        return None
+    state = json.loads((Path(resume) / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+    if state.get("global_step", 0) < config.max_steps:
+        return None
+    summary = json.loads((output_dir / RUN_SUMMARY_FILE).read_text(encoding="utf-8"))
+    return RunResult(output_dir, summary["log_history"], summary["data"], summary["trainable_parameters"])
+
+
 def check_engine(config: TrainConfig) -> None:
     """Stop before any work when the config asks for DeepSpeed and it is not installed."""
     if config.deepspeed is None:
@@ -170,6 +183,15 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
 
     # 1. the model, and what trains in this stage
     resume = resume_point(config)
+    finished = finished_run(config, resume)
+    if finished is not None:
+        logger.info(
+            "%s already reached max_steps=%d (%s): nothing left to train",
+            output_dir,
+            config.max_steps,
+            resume,
+        )
+        return finished
     weights_from = config.model
     if resume is not None and not config.lora.enabled and not config.deepspeed and has_hf_weights(resume):
         # Trainer restores weights with a plain load_state_dict, which does not map the key names LLaVA

@@ -1,6 +1,7 @@
 """`qilin data tm import|export`: move (English, Chinese) pairs in and out of the translation memory.
 
-The memory is keyed by (model, prompt version, source text). Imported pairs go under the key given by
+The memory is the one a build writes, OUT/translation_memory.sqlite (`--out OUT`, default the shipped
+config's runs/chimed_vl), or any file given with `--cache`. It is keyed by (model, prompt version, source text). Imported pairs go under the key given by
 --model and --prompt-version, which default to what `qilin data build --translator openai` uses with no
 other setting, so a build with the same model and prompt version serves them without a request.
 
@@ -14,10 +15,11 @@ import sys
 from pathlib import Path
 
 from qilin_med_vl.data.translation.config import DEFAULT_MODEL
-from qilin_med_vl.data.translation.memory import TranslationMemory, default_memory_path
+from qilin_med_vl.data.translation.memory import TRANSLATION_MEMORY_FILE, TranslationMemory
 from qilin_med_vl.data.translation.pairs import FORMATS, format_of, read_pairs, write_pairs
 from qilin_med_vl.data.translation.prompt import PROMPT_VERSION
 from qilin_med_vl.errors import DataError
+from qilin_med_vl.llava_format import DEFAULT_BUILD_OUT
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -63,10 +65,14 @@ _FILES_HELP = (
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, help="file format (default: from the file's suffix)")
     parser.add_argument(
-        "--cache",
+        "--out",
         type=Path,
-        default=None,
-        help=f"translation memory file (default: {default_memory_path()}, the build's default)",
+        default=DEFAULT_BUILD_OUT,
+        help=f"the build's output folder, whose memory is OUT/{TRANSLATION_MEMORY_FILE} "
+        f"(default: {DEFAULT_BUILD_OUT}, the output of configs/data/chimed_vl.yaml)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="a translation memory file elsewhere (instead of --out)"
     )
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"model part of the key (default: {DEFAULT_MODEL})"
@@ -78,6 +84,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def memory_path(args: argparse.Namespace) -> Path:
+    return args.cache or args.out / TRANSLATION_MEMORY_FILE
+
+
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
@@ -87,7 +97,8 @@ def _import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     file_format = format_of(args.file, args.format)
-    cache = args.cache or default_memory_path()
+    cache = memory_path(args)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     with TranslationMemory(cache) as memory:
         pairs = tqdm(
             read_pairs(args.file, file_format),
@@ -107,10 +118,11 @@ def _import(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     file_format = format_of(args.file, args.format)
-    cache = args.cache or default_memory_path()
-    if not Path(cache).is_file():
+    cache = memory_path(args)
+    if not cache.is_file():
         raise DataError(
-            f"translation memory {cache} does not exist: give the build's cache file with --cache"
+            f"translation memory {cache} does not exist: give the build's folder with --out OUT "
+            "(or the memory file with --cache)"
         )
     with TranslationMemory(cache) as memory:
         count = write_pairs(args.file, file_format, memory.export_pairs(args.model, args.prompt_version))

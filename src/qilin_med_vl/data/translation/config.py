@@ -16,7 +16,7 @@ from typing import Protocol
 from qilin_med_vl.config import ConfigError
 from qilin_med_vl.data.translation.prompt import PROMPT_VERSION
 
-BACKENDS = ("none", "openai")
+BACKENDS = ("none", "memory", "openai")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-3.5-turbo"  # the paper translated with GPT-3.5
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
@@ -31,7 +31,7 @@ class Translation:
 
 @dataclass
 class TranslatorConfig:
-    backend: str = "none"  # "none" | "openai"
+    backend: str = "none"  # "none" | "memory" (translation memory only, offline) | "openai"
     base_url: str | None = None  # None: DEFAULT_BASE_URL
     model: str | None = None  # None: DEFAULT_MODEL
     api_key_env: str | None = None  # name of the variable holding the key; None: DEFAULT_API_KEY_ENV
@@ -52,6 +52,11 @@ class TranslatorConfig:
     min_length_ratio: float = 0.1
     max_length_ratio: float = 1.2
     length_check_min_chars: int = 30
+
+
+def needs_translation(text: str) -> bool:
+    """Numbers, labels and text already in Chinese hold no English letter: they are kept as they are."""
+    return any(character.isalpha() and character.isascii() for character in text)
 
 
 class Translator(Protocol):

@@ -21,6 +21,7 @@ from pathlib import Path
 from qilin_med_vl.errors import DataError
 
 SCHEMA_VERSION = 1
+TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # where a build keeps its memory, in its output folder
 ORIGIN_SERVICE = "service"  # translated by the chat endpoint and passed the checks
 ORIGIN_IMPORT = "import"  # imported with `qilin data tm import`
 

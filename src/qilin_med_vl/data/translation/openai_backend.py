@@ -6,7 +6,10 @@ loop), with at most `concurrency` requests in flight. Per text:
 1. the translation memory answers if it can (no request);
 2. otherwise the model is asked; 429, 408, 409, 5xx, timeouts, connection errors and malformed bodies
    are retried with exponential backoff (jittered, `Retry-After` honoured, capped) up to `max_retries`
-   times, then the text is dropped as `translation_request_failed` (not remembered: a later run asks again);
+   times, then the text is dropped as `translation_request_failed` (not remembered: a later run asks again),
+   unless no attempt got any HTTP answer at all: then the endpoint is unreachable, and once the batch's
+   other requests are done (their answers remembered) the run stops with an error instead of building
+   an empty dataset;
    400/413/422 drop the text as `translation_request_rejected`; 401, 403, 404 and other statuses stop the run
    with an error, since they mean the endpoint, key or model is wrong;
 3. the answer goes through the quality checks; a failure is remembered (attempt 1) and the model is
@@ -36,6 +39,7 @@ from qilin_med_vl.data.translation.config import (
     DEFAULT_MODEL,
     Translation,
     TranslatorConfig,
+    needs_translation,
 )
 from qilin_med_vl.data.translation.glossary import Glossary
 from qilin_med_vl.data.translation.memory import RecordedFailure, TranslationMemory
@@ -45,6 +49,7 @@ from qilin_med_vl.errors import QilinError
 RETRYABLE_STATUSES = frozenset({408, 409, 429})  # plus every 5xx
 REJECTED_STATUSES = frozenset({400, 413, 422})  # this text cannot be sent; others still can
 FINAL_ATTEMPT = 2  # a first answer, then one retry with the reason
+UNREACHABLE = "endpoint_unreachable"  # internal: every attempt failed before an HTTP answer; stops the run
 
 
 class TranslationServiceError(QilinError):
@@ -158,8 +163,8 @@ class OpenAITranslator:
     # --- memory --------------------------------------------------------------------------------------
     def _known(self, source: str) -> Translation | None:
         """The outcome without a request: nothing to translate, a remembered translation or drop."""
-        if not any(character.isalpha() and character.isascii() for character in source):
-            return Translation(source=source, text=source)  # numbers, labels, Chinese: nothing English
+        if not needs_translation(source):
+            return Translation(source=source, text=source)
         target = self._memory.translation(self.model, self.prompt_version, source)
         if target is not None:
             self.stats.memory_hits += 1
@@ -193,6 +198,14 @@ class OpenAITranslator:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        unreachable = sum(translation.reason == UNREACHABLE for translation in translations)
+        if unreachable:
+            raise TranslationServiceError(
+                f"cannot reach {self.url}: {unreachable} request(s) got no answer after "
+                f"{self._config.max_retries} retries (connection refused or timed out). Check --base-url and "
+                "that the server is up; the translations already received are kept in the translation memory, "
+                "so rerunning the same command resumes without paying for them again"
+            )
         return {translation.source: translation for translation in translations}
 
     async def _translate_one(
@@ -248,11 +261,12 @@ class OpenAITranslator:
 
     # --- one request, with transient retries ---------------------------------------------------------
     async def _ask(self, messages: list[dict[str, str]], in_flight: asyncio.Semaphore) -> _Answer | str:
-        """The model's answer, or the drop reason when the service never gives one."""
+        """The model's answer, the drop reason when the service never gives one, or UNREACHABLE."""
         payload: dict = {"model": self.model, "messages": messages, "temperature": self._config.temperature}
         if self._config.max_tokens is not None:
             payload["max_tokens"] = self._config.max_tokens
         assert self._client is not None
+        answered = False  # any HTTP response at all, even an error status
         for attempt in range(self._config.max_retries + 1):
             retry_after: float | None = None
             async with in_flight:
@@ -262,6 +276,7 @@ class OpenAITranslator:
                 except (httpx.TimeoutException, httpx.TransportError):
                     response = None
             if response is not None:
+                answered = True
                 if response.status_code == 200:
                     answer = _parse_answer(response)
                     if answer is not None:
@@ -279,7 +294,7 @@ class OpenAITranslator:
             if attempt < self._config.max_retries:
                 self.stats.transient_retries += 1
                 await asyncio.sleep(self._backoff_seconds(attempt, retry_after))
-        return reasons.REQUEST_FAILED
+        return reasons.REQUEST_FAILED if answered else UNREACHABLE
 
     def _backoff_seconds(self, attempt: int, retry_after: float | None) -> float:
         delay = self._config.retry_backoff_s * (2**attempt) * self._jitter.uniform(0.5, 1.0)

@@ -23,6 +23,9 @@ OUTPUT_TRUNCATED = "translation_truncated"
 REQUEST_FAILED = "translation_request_failed"
 REQUEST_REJECTED = "translation_request_rejected"
 
+# backend `memory`: the text has no translation in the memory (nothing is asked of any service)
+NOT_IN_MEMORY = "translation_not_in_memory"
+
 REASON_DESCRIPTIONS: dict[str, str] = {
     NOT_CHINESE: "the answer is not mostly Chinese: too much of it is left in English",
     NUMBER_MISSING: "a number of the English text is missing from the answer",
@@ -34,4 +37,5 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     OUTPUT_TRUNCATED: "the answer was cut off by the token limit",
     REQUEST_FAILED: "the service kept failing (429, 5xx, timeouts, connection errors) after every retry",
     REQUEST_REJECTED: "the service refused this text (HTTP 400, 413 or 422), so it cannot be translated",
+    NOT_IN_MEMORY: "backend `memory` found no translation of this text in the translation memory",
 }
