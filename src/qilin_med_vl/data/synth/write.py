@@ -48,10 +48,9 @@ CASE_REPORT_IMAGES = f"{SOURCE_FOLDERS[PMC_CASE_REPORT]}/figures"
 PMC_VQA_RECORDS = f"{SOURCE_FOLDERS[PMC_VQA]}/train.csv"
 PMC_VQA_IMAGES = f"{SOURCE_FOLDERS[PMC_VQA]}/figures"
 TRANSLATION_MEMORY_IMPORT = "translation_memory.jsonl"
-TRANSLATION_MEMORY_CACHE = "translation_memory.sqlite"  # what `qilin data tm import` should write
+BUILD_OUT = "built"  # where build.yaml writes the dataset, and where its translation memory lives
 GROUND_TRUTH = "ground_truth.jsonl"
 BUILD_CONFIG = "build.yaml"
-API_KEY_VARIABLE = "SYNTH_TRANSLATION_KEY"
 TEST_FRACTION = 0.1  # share of articles build.yaml holds out as the test split, for scoring on unseen figures
 IMAGE_FOLDERS = {PMC_OA: PMC_OA_IMAGES, PMC_CASE_REPORT: CASE_REPORT_IMAGES, PMC_VQA: PMC_VQA_IMAGES}
 VQA_COLUMNS = (*VQA_REQUIRED_COLUMNS, "Answer_label")
@@ -243,14 +242,14 @@ def build_config_text(seed: int) -> str:
     return f"""\
 # `qilin data build` config for the synthetic world written by `qilin data synth` (seed {seed}).
 # Paths are relative to this folder: run the commands from here. The Chinese texts come from the
-# translation memory made of translation_memory.jsonl; the endpoint below is never reached (a text
-# missing from the memory fails at once and is dropped as translation_request_failed).
+# translation memory the first command fills from translation_memory.jsonl (in {BUILD_OUT}/, where
+# the build looks for it); nothing is sent anywhere.
 #
-#   qilin data tm import {TRANSLATION_MEMORY_IMPORT} --cache {TRANSLATION_MEMORY_CACHE}
-#   {API_KEY_VARIABLE}=unused qilin data build --config {BUILD_CONFIG}
+#   qilin data tm import {TRANSLATION_MEMORY_IMPORT} --out {BUILD_OUT}
+#   qilin data build --config {BUILD_CONFIG}
 #
-# For an English-only build, run with --translator none.
-out: built
+# For an English-only build, add --translator none.
+out: {BUILD_OUT}
 seed: {seed}
 sources:
   {PMC_OA}:
@@ -269,11 +268,7 @@ templates:
   vqa_format: open
   case_report_alignment_fields: [inline, context]
 translator:
-  backend: openai
-  base_url: http://127.0.0.1:9/v1
-  api_key_env: {API_KEY_VARIABLE}
-  cache_path: {TRANSLATION_MEMORY_CACHE}
-  max_retries: 0
+  backend: memory  # the imported translations alone; a text the memory lacks would be dropped
 """
 
 
