@@ -28,6 +28,7 @@ from qilin_med_vl.data.synth import texts
 from qilin_med_vl.data.synth.findings import (
     LESION_QUESTIONS,
     MODALITIES,
+    NO_FINDING,
     PRESENCE_QUESTION,
     QUESTION_TYPES,
     REGIONS,
@@ -137,7 +138,7 @@ def _finding_for(rng: random.Random, question_type: str) -> Finding:
     if question_type in LESION_QUESTIONS:
         return _lesion(rng)
     share = 0.5 if question_type == PRESENCE_QUESTION else LESION_SHARE
-    return _lesion(rng) if rng.random() < share else Finding(present=False)
+    return _lesion(rng) if rng.random() < share else NO_FINDING
 
 
 def _articles(rng: random.Random, source: str, total: int, most_per_article: int):
@@ -156,7 +157,7 @@ def _captions(rng: random.Random, seed: int, count: int, real: list[RealPicture]
     for number, size in _articles(rng, PMC_OA, count, 3):
         for figure_number in range(1, size + 1):
             modality = rng.choice(MODALITIES)
-            finding = _lesion(rng) if rng.random() < LESION_SHARE else Finding(present=False)
+            finding = _lesion(rng) if rng.random() < LESION_SHARE else NO_FINDING
             name = f"PMC{number}_Fig{figure_number}.jpg"
             variant = rng.randrange(texts.caption_variant_count(finding))
             figure = Figure(name, modality, finding, render_seed(seed, name))
@@ -173,7 +174,7 @@ def _captions(rng: random.Random, seed: int, count: int, real: list[RealPicture]
     for picture in real:
         number += 1
         name = f"PMC{number}_Fig1.jpg"
-        figure = Figure(name, picture.modality, Finding(present=False), real=picture)
+        figure = Figure(name, picture.modality, NO_FINDING, real=picture)
         caption = texts.real_caption(picture.modality)
         items.append(CaptionItem(len(items), f"PMC{number}", "Fig1.jpg", figure, caption))
     return items
