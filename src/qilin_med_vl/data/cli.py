@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qilin_med_vl.data.converse import cli as converse_cli
 from qilin_med_vl.data.review import cli as review_cli
+from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.translation import cli as tm_cli
 from qilin_med_vl.data.translation.config import BACKENDS
 from qilin_med_vl.llava_format import STAGES
@@ -210,6 +211,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_build(commands)
     _add_link(commands)
     _add_stats(commands)
+    synth_cli.register(commands)
     tm_parser = commands.add_parser("tm", help="translation memory: import/export TSV or JSONL pairs")
     tm_cli.register(tm_parser)
     converse_cli.register(
