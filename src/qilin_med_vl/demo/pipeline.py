@@ -104,9 +104,9 @@ class Demo:
             self.step(why, ["train", "--config", str(recipe)])
 
         evaluate = ["eval", "--task", "chimed-vl", "--data", str(p["built"]), "--model", str(p["instruct"])]
-        self.step("evaluate on the held-out articles", [*evaluate, "--out", str(p["eval"]), *progress])
+        self.step("evaluate on the held-out articles", [*evaluate, "--out", str(p["eval"])])
         self.step("evaluate blind: the same questions, every picture blanked",
-                  [*evaluate, "--blank-images", "--out", str(p["eval_blind"]), *progress])  # fmt: skip
+                  [*evaluate, "--blank-images", "--out", str(p["eval_blind"])])  # fmt: skip
         self.chat_answer = self.step("chat about a real chest X-ray (DICOM from pydicom-data)", [
             "chat", "--model", str(p["instruct"]), "--image", real_chest_xray(), "--max-new-tokens", "24",
             CHAT_QUESTION,

@@ -13,7 +13,7 @@ import yaml
 # shared by the three runs; the tiny model sees 64x64 pictures as 64 image tokens
 COMMON = {
     "template": "chat",
-    "max_length": 192,
+    "max_length": 320,
     "per_device_train_batch_size": 16,
     "gradient_accumulation_steps": 1,
     "warmup_ratio": 0.03,
