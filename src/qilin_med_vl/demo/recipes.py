@@ -46,6 +46,7 @@ def write_recipe(name: str, folder: Path, model: Path, data: Path, seed: int, qu
         "seed": seed,
         "progress_bar": not quick,
         **COMMON,
+        "logging_steps": 1 if quick else COMMON["logging_steps"],
     }
     path = folder / "recipes" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

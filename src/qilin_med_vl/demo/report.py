@@ -34,6 +34,7 @@ h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 
 table { border-collapse: collapse; margin: .6em 0; } td, th { border: 1px solid #ddd; padding: 4px 8px; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }
+img { max-width: 100%; }
 .card { width: 200px; font-size: 13px; } .card img { width: 200px; height: 200px; image-rendering: pixelated; }
 .ok { color: #1a7f37; } .wrong { color: #b42318; } code { background: #f6f6f6; padding: 1px 4px; }
 """

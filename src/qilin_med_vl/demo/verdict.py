@@ -54,10 +54,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def ground_truth_by_record(path: Path) -> dict[str, dict]:
-    """record id -> the ground-truth line of the row it was built from (questions only)."""
+    """record id -> the ground-truth line of the row it was built from (questions only, not captions)."""
+    from qilin_med_vl.data.synth.findings import QUESTION_TYPES
+
     table = {}
     for truth in read_jsonl(path):
-        if truth.get("question_type"):
+        if truth["question_type"] in QUESTION_TYPES:
             for record_id in truth["record_ids"]:
                 table[record_id] = truth
     return table
