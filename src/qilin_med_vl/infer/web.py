@@ -66,11 +66,12 @@ def build_page(engine: Engine, settings: SamplingSettings, max_pixels: int) -> g
             for piece in engine.stream(conversation.messages(question), settings):
                 answer += piece
                 history[-1] = {"role": "assistant", "content": answer}
-                yield "", conversation, history
+                # leave the question box alone while streaming: the user may be typing the next question
+                yield gr.update(), conversation, history
         except QilinError as error:  # e.g. the conversation outgrew the model's context
             raise gr.Error(f"无法回答 Cannot answer: {error}") from None
         conversation.record(question, answer)
-        yield "", conversation, history
+        yield gr.update(), conversation, history
 
     def reset(conversation: Conversation):
         conversation.reset()
