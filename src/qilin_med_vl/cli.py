@@ -27,7 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("qilin_med_vl.infer.serve_cli", "OpenAI-compatible HTTP API"),
     "web": ("qilin_med_vl.infer.web_cli", "web page for uploading a study and chatting about it"),
     "eval": ("qilin_med_vl.eval.cli", "measure a model on medical VQA benchmarks"),
-    "demo": ("qilin_med_vl.demo", "the end-to-end demo on the bundled default"),
+    "demo": (
+        "qilin_med_vl.demo.cli",
+        "the whole pipeline on a synthetic world, proving the model reads the pictures",
+    ),
 }
 
 

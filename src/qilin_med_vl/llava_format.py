@@ -26,6 +26,9 @@ INSTRUCTION = "instruction"  # stage 2: image + question -> answer (ChiMed-VL-In
 STAGES = (ALIGNMENT, INSTRUCTION)
 TEST = "test"  # held out by article, for `qilin eval --task chimed-vl`
 SPLITS = (*STAGES, TEST)
+# `qilin data converse` adds its multi-turn records to the `instruction` files and lists them again under
+# this key, so that a later converse run, stats and review can tell them from the builder's own records
+CONVERSATION = "conversation"
 
 IMAGE_TOKEN = "<image>"
 HUMAN, GPT = "human", "gpt"

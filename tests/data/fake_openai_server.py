@@ -15,7 +15,10 @@ and then close unanswered, so a test can kill a client at a moment when every an
 recorded by the client and no other request was paid for.
 
 Every request is logged (`requests`), with whether a 200 translation was sent for it (`answered`), and the
-largest number of requests in flight at once is kept (`max_in_flight`).
+largest number of requests in flight at once is kept (`max_in_flight`). Every 200 answer reports `usage`
+(`usage_of`: a token per 4 characters, at least one), as a paying endpoint does.
+
+Subclasses answer other tasks: they extend `behaviours` and override `content` (fake_converse_server.py).
 
 Run alone for manual tries: `python tests/data/fake_openai_server.py [--script script.json]` prints the
 base URL, then serves until interrupted.
@@ -49,6 +52,7 @@ class LoggedRequest:
     authorization: str | None
     behaviour: str
     answered: bool = False  # a 200 translation was written back
+    usage: dict | None = None  # the `usage` of the answer sent
 
     @property
     def is_retry(self) -> bool:
@@ -73,7 +77,19 @@ def fake_chinese(source: str, system_prompt: str = "") -> str:
     return "".join(pieces)
 
 
+def usage_of(prompt: str, completion: str) -> dict:
+    """The token counts the fake reports: one token per 4 characters, at least one."""
+    prompt_tokens, completion_tokens = max(1, len(prompt) // 4), max(1, len(completion) // 4)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
 class FakeChatServer:
+    behaviours: tuple[str, ...] = BEHAVIOURS
+
     def __init__(
         self,
         script: dict[str, list[str]] | None = None,
@@ -82,8 +98,8 @@ class FakeChatServer:
         timeout_sleep_s: float = 2.0,
     ) -> None:
         for behaviour in [default, *(b for steps in (script or {}).values() for b in steps)]:
-            if behaviour not in BEHAVIOURS:
-                raise ValueError(f"unknown behaviour {behaviour!r}; one of {BEHAVIOURS}")
+            if behaviour not in self.behaviours:
+                raise ValueError(f"unknown behaviour {behaviour!r}; one of {self.behaviours}")
         self.script = {source: list(steps) for source, steps in (script or {}).items()}
         self.default = default
         self.latency_s = latency_s
@@ -186,12 +202,8 @@ class FakeChatServer:
             if behaviour == "malformed":
                 self._send(handler, 200, {"unexpected": True})
                 return
-            if behaviour == "english":
-                content = source
-            elif behaviour == "drop_numbers":
-                content = re.sub(r"\d", "", fake_chinese(source, system))
-            else:
-                content = fake_chinese(source, system)
+            content = self.content(behaviour, source, system)
+            usage = usage_of(system + source, content)
             completion = {
                 "id": f"chatcmpl-{len(self.requests)}",
                 "object": "chat.completion",
@@ -203,13 +215,23 @@ class FakeChatServer:
                         "finish_reason": "stop",
                     }
                 ],
+                "usage": usage,
             }
             if self._send(handler, 200, completion):
                 with self._lock:
                     logged.answered = True
+                    logged.usage = usage
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def content(self, behaviour: str, source: str, system: str) -> str:
+        """The text of a 200 answer (every behaviour that is not an error status, a timeout or malformed)."""
+        if behaviour == "english":
+            return source
+        if behaviour == "drop_numbers":
+            return re.sub(r"\d", "", fake_chinese(source, system))
+        return fake_chinese(source, system)
 
     @staticmethod
     def _send(

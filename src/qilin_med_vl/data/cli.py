@@ -1,4 +1,4 @@
-"""CLI registration for `qilin data`: build, link-images, stats, tm (translation memory)."""
+"""CLI registration for `qilin data`: build, link-images, stats, tm (translation memory), converse, review."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from qilin_med_vl.data.converse import cli as converse_cli
+from qilin_med_vl.data.review import cli as review_cli
 from qilin_med_vl.data.synth import cli as synth_cli
 from qilin_med_vl.data.translation import cli as tm_cli
 from qilin_med_vl.data.translation.config import BACKENDS
@@ -212,4 +214,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     synth_cli.register(commands)
     tm_parser = commands.add_parser("tm", help="translation memory: import/export TSV or JSONL pairs")
     tm_cli.register(tm_parser)
+    converse_cli.register(
+        commands.add_parser("converse", help="multi-turn conversations about a build's figures")
+    )
+    review_cli.register(commands.add_parser("review", help="expert review of translations: export, import"))
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)

@@ -5,7 +5,8 @@ inlines (alignment; PMC-OA captions count as inlines, as in the paper) or of que
 (instruction). Quartiles are numpy's linear interpolation. Field texts come from each record's
 `meta.spans` (written by `qilin data build`); records without spans (the released ChiMed-VL files)
 count the gpt turns as inlines (alignment) or answers, and the human turns without `<image>` as
-questions.
+questions. The multi-turn records of `qilin data converse` (meta.kind `conversation`) have no spans and
+count in a `conversation` column of their own: each round's question and answer.
 
 Lengths are tokens of the given tokenizer (a folder with `tokenizer.json`, or that file, read with the
 `tokenizers` library; a folder without it is loaded with transformers' AutoTokenizer), no special
@@ -24,6 +25,7 @@ from qilin_med_vl.data.sources import RELEASED_FILE_STAGES, iter_json_records
 from qilin_med_vl.errors import DataError
 from qilin_med_vl.llava_format import (
     ALIGNMENT,
+    CONVERSATION,
     IMAGE_TOKEN,
     INSTRUCTION,
     STAGES,
@@ -78,6 +80,13 @@ def _stage_of(record: dict, file_stage: str | None, path: Path) -> str:
         f"{path}: record {record.get('id')!r} says no stage (meta.stage) and the file name is none of "
         f"{', '.join(RELEASED_FILE_STAGES)}; measure a `qilin data build` or `qilin data link-images` folder"
     )
+
+
+def _column_of(meta: dict) -> str:
+    """The table column a record counts under: its source; `qilin data converse` records have their own."""
+    if meta.get("kind") == CONVERSATION:
+        return CONVERSATION
+    return meta.get("source") or "released"
 
 
 def _field_texts(record: dict, stage: str) -> Iterator[tuple[str, str]]:
@@ -158,7 +167,7 @@ def compute_stats(dataset: Path, tokenizer: Path | None = None) -> dict:
             if error is not None or not isinstance(record, dict):
                 raise DataError(f"{location}: not a JSON record ({error or 'not an object'})")
             stage = _stage_of(record, file_stage, path)
-            source = (record.get("meta") or {}).get("source") or "released"
+            source = _column_of(record.get("meta") or {})
             by_stage = pairs.setdefault(stage, {})
             by_stage[source] = by_stage.get(source, 0) + 1
             fields = lengths.setdefault(stage, {}).setdefault(source, {})

@@ -59,6 +59,8 @@ class TaskOptions:
     mode: str | None = None  # pmc-vqa: "choice" | "open" (None: the task's default)
     lang: str = "all"  # slake: "zh" | "en" | "all"
     metric_style: str = "qilin"  # one of METRIC_STYLES
+    # where tasks write images that their files embed (parquet copies); None: beside the data
+    image_cache: Path | None = None
 
 
 TaskFactory = Callable[[Path, TaskOptions], Task]  # what `qilin_med_vl.eval.tasks.TASKS` maps names to

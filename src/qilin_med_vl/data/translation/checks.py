@@ -86,15 +86,16 @@ PER_UNIT_NAMES: dict[str, tuple[str, ...]] = {
 _ALL_UNIT_NAMES = {**UNIT_NAMES, **PER_UNIT_NAMES}
 
 
-def _alternation(symbols) -> str:
+def alternation(symbols) -> str:
+    """A regex alternation of literal strings, longest first, so "mmHg" is tried before "mm"."""
     return "|".join(re.escape(symbol) for symbol in sorted(symbols, key=len, reverse=True))
 
 
-_NUMBER = r"\d+(?:,\d{3})+(?![\d])|\d+(?:\.\d+)?"
-_NUMBER_RE = re.compile(_NUMBER)
+NUMBER_PATTERN = r"\d+(?:,\d{3})+(?![\d])|\d+(?:\.\d+)?"  # "1,200" as one number, "0.5", "12"
+_NUMBER_RE = re.compile(NUMBER_PATTERN)
 _QUANTITY_RE = re.compile(
-    rf"(?P<number>{_NUMBER})\s?(?P<unit>(?:{_alternation(UNIT_NAMES)})"
-    rf"(?:/(?:{_alternation(_ALL_UNIT_NAMES)}))*)(?![A-Za-z])"
+    rf"(?P<number>{NUMBER_PATTERN})\s?(?P<unit>(?:{alternation(UNIT_NAMES)})"
+    rf"(?:/(?:{alternation(_ALL_UNIT_NAMES)}))*)(?![A-Za-z])"
 )
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD_RE = re.compile(r"[A-Za-z]+")
@@ -168,7 +169,7 @@ def _unit_pattern(unit: str) -> str:
     parts = []
     for symbol in unit.split("/"):
         names = (symbol, *_ALL_UNIT_NAMES.get(symbol, ()))
-        parts.append(f"(?:{_alternation(names)})")
+        parts.append(f"(?:{alternation(names)})")
     return r"\s*(?:/|每)\s*".join(parts)
 
 

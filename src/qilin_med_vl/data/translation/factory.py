@@ -63,14 +63,10 @@ def make_translator(config: TranslatorConfig) -> Translator:
         memory = TranslationMemory(config.cache_path or default_memory_path())
         return MemoryOnlyTranslator(memory, config.model or DEFAULT_MODEL, config.prompt_version)
     # the openai backend's modules need httpx (the `data` extra): import them only when asked for
-    from qilin_med_vl.data.translation.glossary import Glossary, load_cmekg_glossary, load_glossary_csv
+    from qilin_med_vl.data.translation.glossary import load_configured_glossary
     from qilin_med_vl.data.translation.openai_backend import OpenAITranslator
 
-    glossary: Glossary | None = None
-    if config.use_cmekg or config.glossary_csv:
-        glossary = load_cmekg_glossary() if config.use_cmekg else Glossary()
-        if config.glossary_csv:
-            glossary.update(load_glossary_csv(config.glossary_csv))
+    glossary = load_configured_glossary(config.glossary_csv, config.use_cmekg)
     memory = TranslationMemory(config.cache_path or default_memory_path())
     try:
         return OpenAITranslator(config, memory, glossary)

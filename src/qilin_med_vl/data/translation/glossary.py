@@ -15,7 +15,7 @@ import csv
 import pickle
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.util import find_spec
@@ -89,6 +89,11 @@ class Glossary:
             if words not in self._renderings:
                 self._by_first_word.setdefault(words[0], []).append(words)
             self._renderings[words] = list(renderings)
+
+    def renderings(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """(English term as lower-case words joined by spaces, its accepted Chinese renderings) per term."""
+        for words, chinese in self._renderings.items():
+            yield " ".join(words), tuple(chinese)
 
     def matches(self, text: str) -> list[GlossaryMatch]:
         """The glossary terms in `text`, in order, longest match first at each position."""
@@ -183,6 +188,16 @@ def cmekg_pairs(entities: dict) -> list[tuple[str, str]]:
                         continue
                     pairs.append((english, chinese))
     return sorted(pairs, key=lambda pair: (len(pair[1]), pair))
+
+
+def load_configured_glossary(glossary_csv: str | Path | None, use_cmekg: bool) -> Glossary | None:
+    """The glossary a translator setting names: CMeKG's pairs and/or a user CSV over them; None for neither."""
+    if not glossary_csv and not use_cmekg:
+        return None
+    glossary = load_cmekg_glossary() if use_cmekg else Glossary()
+    if glossary_csv:
+        glossary.update(load_glossary_csv(glossary_csv))
+    return glossary
 
 
 def load_cmekg_glossary() -> Glossary:

@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 TRANSLATION_MEMORY_FILE = "translation_memory.sqlite"  # where a build keeps its memory, in its output folder
 ORIGIN_SERVICE = "service"  # translated by the chat endpoint and passed the checks
 ORIGIN_IMPORT = "import"  # imported with `qilin data tm import`
+ORIGIN_REVIEW = "review"  # accepted or corrected by a reviewer (`qilin data review import`)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS translations (
@@ -110,6 +111,14 @@ class TranslationMemory:
     def translation(self, model: str, prompt_version: str, source: str) -> str | None:
         row = self._db.execute(
             "SELECT target FROM translations WHERE model=? AND prompt_version=? AND source=?",
+            (model, prompt_version, source),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def origin(self, model: str, prompt_version: str, source: str) -> str | None:
+        """Where the stored translation came from (ORIGIN_SERVICE, _IMPORT, _REVIEW); None if none is stored."""
+        row = self._db.execute(
+            "SELECT origin FROM translations WHERE model=? AND prompt_version=? AND source=?",
             (model, prompt_version, source),
         ).fetchone()
         return None if row is None else row[0]
