@@ -151,7 +151,7 @@ def test_loss_goes_down_on_the_tiny_task(stage2_dir):
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is not None, reason="DeepSpeed is installed here")
 def test_paper_config_without_deepspeed_says_how_to_proceed(capsys):
-    code = main(["train", "--config", str(REPO / "configs/train/align.yaml")])
+    code = main(["train", "--config", str(REPO / "configs/train/instruct.yaml")])
     assert code == 1
     assert (
         "pip install 'qilin-med-vl[deepspeed]', or run plain DDP with deepspeed=null"

@@ -104,6 +104,7 @@ class ConversationDataset(Dataset):
         image_token_id: int,
         image_tokens: int,
         kept: np.ndarray | None = None,
+        summary: DataSummary | None = None,
     ):
         self.rows = rows
         self.image_processor = image_processor
@@ -111,17 +112,18 @@ class ConversationDataset(Dataset):
         self.image_token_id = image_token_id
         self.image_tokens = image_tokens
         self.kept = kept_indices(rows) if kept is None else np.asarray(kept, dtype=np.int64)
-        self.summary = DataSummary.of_rows(rows, self.kept)
+        self.summary = DataSummary.of_rows(rows, self.kept) if summary is None else summary
         self._lengths = column(rows, "length")[self.kept].astype(np.int64)  # (kept,)
         self._has_image = ~np.asarray(rows.data.column("image").is_null().to_numpy(zero_copy_only=False))[
             self.kept
         ]  # (kept,) bool
 
-    def subset(self, positions: np.ndarray) -> ConversationDataset:
-        """The samples at `positions` (0..len-1) of this dataset, as a dataset of their own."""
+    def subset(self, positions) -> ConversationDataset:
+        """The samples at `positions` (0..len-1) of this dataset, as a dataset of their own; the data
+        summary stays the whole data's."""
         return ConversationDataset(
             self.rows, self.image_processor, self.image_folder, self.image_token_id, self.image_tokens,
-            kept=self.kept[np.asarray(positions, dtype=np.int64)],
+            kept=self.kept[np.asarray(positions, dtype=np.int64)], summary=self.summary,
         )  # fmt: skip
 
     def __len__(self) -> int:

@@ -386,6 +386,8 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "trainable_parameters": trainable,
             "token_cache_reused": data.reused_cache,
+            "training_samples": len(conversations),
+            "validation_samples": len(data.validation) if data.validation is not None else 0,
             "data": conversations.summary.to_dict(),
             "log_history": trainer.state.log_history,
         }
