@@ -11,7 +11,9 @@ synthetic Chinese records of 1 or 6 question-answer turns, all pointing at one s
 2. for each size, a child process does what `qilin train` does before the first step — tokenize into the
    cache (`--workers` processes) and open the training dataset — and a second child does it again on the
    same data, finding the cache; each child's peak resident set size comes from the kernel (`wait4`), and
-   its start time is measured from after its imports to the dataset being ready.
+   its start time is measured from after its imports to the dataset being ready. The cached start also
+   reports its private memory (RssAnon) apart from the pages mapped from the Arrow files (RssFile:
+   the page cache, shared by every process on the machine and given back under pressure).
 Ends with the ratio of the largest to the smallest peak of the cached start, and of first to cached time.
 """
 
@@ -43,8 +45,10 @@ dataset = ConversationDataset(result.rows, processor.image_processor, Path(data)
 total = int(dataset.lengths.sum())
 for index in range(0, len(dataset), max(1, len(dataset) // 1000)):
     dataset.sample(index)  # what the data loader reads, without decoding pixels
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if line.startswith("Rss"))
+memory = {name: int(value.split()[0]) / 1024 for name, value in status.items()}  # MiB
 print(json.dumps({"seconds": time.perf_counter() - start, "reused": result.reused, "samples": len(dataset),
-                  "tokens": total}))
+                  "tokens": total, "private_mib": memory["RssAnon"], "file_mib": memory["RssFile"]}))
 """
 
 
@@ -135,7 +139,8 @@ def main() -> None:
             peaks[size], times[size] = again_peak, (first["seconds"], again["seconds"])
             print(f"{size:>8} records: first start {first['seconds']:7.1f} s, peak RSS {first_peak:7.0f} MiB "
                   f"({options.workers} workers); cached start {again['seconds']:5.1f} s, "
-                  f"peak RSS {again_peak:6.0f} MiB")  # fmt: skip
+                  f"peak RSS {again_peak:6.0f} MiB (at the end {again['private_mib']:.0f} MiB private, "
+                  f"{again['file_mib']:.0f} MiB mapped from files, shared)")  # fmt: skip
         small, large = min(options.sizes), max(options.sizes)
         print(
             f"ratio: cached-start peak RSS {large} / {small} records = {peaks[large] / peaks[small]:.2f} "

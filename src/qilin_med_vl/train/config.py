@@ -97,6 +97,8 @@ class TrainConfig:
     resume_from_checkpoint: str | None = None  # a checkpoint-N directory, or "latest" in output_dir
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/train/deepspeed/zero2.json)
+    fsdp: str | None = None  # e.g. "full_shard auto_wrap": PyTorch FSDP through the Trainer's arguments
+    fsdp_config: str | None = None  # its JSON (configs/train/fsdp/fsdp2.json)
     ddp_find_unused_parameters: bool | None = None  # None: on when some records have no image
     progress_bar: bool = True
     lora: LoraConfig = field(default_factory=LoraConfig)

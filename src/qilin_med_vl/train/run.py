@@ -35,7 +35,7 @@ from qilin_med_vl.train.sampling import GROUP_BY_LENGTH, GROUP_BY_MODALITY, RAND
 from qilin_med_vl.train.stages import apply_stage, trainable_counts
 from qilin_med_vl.train.token_cache import tokenized_rows
 from qilin_med_vl.train.tokenize import ConversationTokenizer
-from qilin_med_vl.train.trainer import QilinTrainer
+from qilin_med_vl.train.trainer import QilinTrainer, resident_parameter_bytes
 from qilin_med_vl.train.validation import HeldOutAnswers, split_off
 from qilin_med_vl.train.weights import is_trainable_only, load_projector, save_projector
 
@@ -176,6 +176,18 @@ def build_data(config: TrainConfig, processor) -> RunData:
     return RunData(dataset, PaddedCollator(pad), dataset, validation, reused)
 
 
+def fsdp_options(config: TrainConfig) -> dict | None:
+    """The FSDP JSON as a dict, without its `_comment`."""
+    if not config.fsdp_config:
+        return None
+    path = Path(config.fsdp_config)
+    if not path.is_file():
+        raise QilinError(f"fsdp_config {path} not found (shipped: configs/train/fsdp/fsdp2.json)")
+    return {
+        key: value for key, value in json.loads(path.read_text(encoding="utf-8")).items() if key != "_comment"
+    }
+
+
 def training_arguments(config: TrainConfig, accumulation: int, evaluate: bool) -> TrainingArguments:
     """The Trainer's arguments. Creating them registers DeepSpeed's config (and initialises the process
     group), which is why they exist before the model loads."""
@@ -205,6 +217,8 @@ def training_arguments(config: TrainConfig, accumulation: int, evaluate: bool) -
         remove_unused_columns=False,  # our collator builds exactly the model's inputs
         report_to=config.report_to,
         deepspeed=config.deepspeed,
+        fsdp=config.fsdp or "",
+        fsdp_config=fsdp_options(config),
         ddp_find_unused_parameters=config.ddp_find_unused_parameters,
         disable_tqdm=not config.progress_bar,
         use_cpu=config.device == "cpu" or not torch.cuda.is_available(),
@@ -361,6 +375,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
         projector_lr=config.projector_lr,
     )
     trainer.train(resume_from_checkpoint=resume)
+    resident = resident_parameter_bytes(trainer.model_wrapped)  # this process's share, sharded or not
 
     # 5. an HF-native directory: plain transformers loads it
     trainer.trainable_checkpoints = False
@@ -384,6 +399,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
             "world_size": args.world_size,
             "global_batch_size": order.global_batch_size,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "resident_parameter_bytes": resident,
             "trainable_parameters": trainable,
             "token_cache_reused": data.reused_cache,
             "training_samples": len(conversations),

@@ -24,6 +24,21 @@ from qilin_med_vl.train.sampling import TrainingOrder
 from qilin_med_vl.train.weights import save_trainable
 
 
+def resident_parameter_bytes(model) -> int:
+    """Bytes of parameters this process holds: its shard under FSDP2 (DTensor) or ZeRO-3 (`ds_tensor`)."""
+    from torch.distributed.tensor import DTensor
+
+    total = 0
+    for parameter in model.parameters():
+        local = (
+            parameter.to_local()
+            if isinstance(parameter, DTensor)
+            else getattr(parameter, "ds_tensor", parameter)
+        )
+        total += local.numel() * local.element_size()
+    return total
+
+
 def projector_parameter_ids(model) -> set[int]:
     """ids of every projector parameter (also of peft's trained copy), found by module type."""
     return {
