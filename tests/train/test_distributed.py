@@ -1,6 +1,6 @@
-"""DDP: 2 CPU processes (gloo, under torchrun) give the same losses and weights as 1 process with the same
-global batch (`global_batch_size` sets the accumulation); with the vision tower unfrozen they run (the
-layers after the feature layer stay frozen) and write a checkpoint plain transformers loads."""
+"""DDP: 2 CPU processes (gloo, under torchrun) train the unfrozen vision tower and give the same losses and
+weights as 1 process with the same global batch (`global_batch_size` sets the accumulation); the result
+loads in plain transformers."""
 
 from __future__ import annotations
 
@@ -41,43 +41,31 @@ def torchrun(out, *overrides: str, processes: int = 2) -> subprocess.CompletedPr
 
 @pytest.mark.slow
 def test_two_processes_match_one(stage1_dir, data_dir, tmp_path):
+    """With the vision tower unfrozen and `ddp_find_unused_parameters` off: DDP stops on any trainable
+    parameter without a gradient, so this also checks that the layers after the feature layer are frozen.
+    Modality grouping keeps the 2 text-only records in the last global batch, which 3 steps do not reach."""
     common = [f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", f"max_steps={STEPS}", "save_steps=100",
-              "sampling=random", f"global_batch_size={GLOBAL_BATCH}", "per_device_train_batch_size=2"]  # fmt: skip
+              "sampling=group_by_modality_length", f"global_batch_size={GLOBAL_BATCH}", "per_device_train_batch_size=2",
+              "unfreeze_vision=true", "ddp_find_unused_parameters=false"]  # fmt: skip
     single = train(TINY_INSTRUCT, tmp_path / "single", *common)
     torchrun(tmp_path / "ddp", *common)
     summaries = [json.loads((d / "train_summary.json").read_text()) for d in (single, tmp_path / "ddp")]
     assert [(s["world_size"], s["global_batch_size"], s["gradient_accumulation_steps"]) for s in summaries] == [
         (1, GLOBAL_BATCH, 2), (2, GLOBAL_BATCH, 1)]  # fmt: skip
+    vision = summaries[1]["trainable_parameters"]["vision"]
+    assert 0 < vision["trainable"] < vision["total"]
 
     expected, distributed = losses(single), losses(tmp_path / "ddp")
     assert sorted(distributed) == list(range(1, STEPS + 1))
     for step in expected:
         assert distributed[step] == pytest.approx(expected[step], abs=1e-5)
-    one, two = weights(single), weights(tmp_path / "ddp")
-    changed = [name for name in one if not torch.equal(one[name], weights(stage1_dir)[name])]
-    assert changed  # the comparison below is between trained weights
+    one, two, before = weights(single), weights(tmp_path / "ddp"), weights(stage1_dir)
+    changed = {name for name in one if not torch.equal(one[name], before[name])}
+    assert any(
+        name.startswith("vision_tower.") for name in changed
+    )  # the comparison is between trained weights
+    assert not any(name.startswith(UNUSED_VISION) for name in changed)
     for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=1e-4)
-
-
-@pytest.mark.slow
-def test_two_processes_train_the_unfrozen_vision_tower(stage1_dir, data_dir, tmp_path):
-    """DDP without find_unused_parameters fails on any trainable parameter that gets no gradient (the
-    layers after the feature layer, were they trainable)."""
-    out = tmp_path / "vision"
-    torchrun(out, f"model={stage1_dir}", f"data={data_dir / 'instruct.jsonl'}", "max_steps=2", "save_steps=100",
-             "unfreeze_vision=true", "sampling=group_by_modality_length", "ddp_find_unused_parameters=false",
-             "per_device_train_batch_size=2", "warmup_ratio=0")  # fmt: skip
-    summary = json.loads((out / "train_summary.json").read_text())
-    vision = summary["trainable_parameters"]["vision"]
-    assert 0 < vision["trainable"] < vision["total"]
-    before, after = weights(stage1_dir), weights(out)
-    moved = {
-        name
-        for name in before
-        if name.startswith("vision_tower.") and not torch.equal(before[name], after[name])
-    }
-    assert moved and not any(name.startswith(UNUSED_VISION) for name in moved)
-    assert (
-        load_in_plain_transformers(out, next((data_dir / "images").glob("instruct_*.png")))["new_tokens"] == 5
-    )
+    image = next((data_dir / "images").glob("instruct_*.png"))
+    assert load_in_plain_transformers(tmp_path / "ddp", image)["new_tokens"] == 5
