@@ -16,7 +16,7 @@ from qilin_med_vl.model.checkpoint import create_tiny
 from qilin_med_vl.train.callbacks import CURVES_FILE, LOG_FILE, LossCurveCallback
 from qilin_med_vl.train.config import load_config
 from qilin_med_vl.train.records import parse_record
-from qilin_med_vl.train.run import gradient_accumulation
+from qilin_med_vl.train.run import build_data, gradient_accumulation
 from qilin_med_vl.train.sampling import TrainingOrder
 from qilin_med_vl.train.tokenize import IGNORE_INDEX, ConversationTokenizer
 from qilin_med_vl.train.trainer import QilinTrainer
@@ -109,6 +109,18 @@ def test_validation_logs_eval_loss_and_held_out_answers(stage1_dir, data_dir, tm
     assert json.loads((out / "data_summary.json").read_text())["kept"] == 18  # the records, before the split
     summary = json.loads((out / "train_summary.json").read_text())
     assert (summary["training_samples"], summary["validation_samples"]) == (14, 4)  # round(18 / 4) held out
+
+
+def test_validation_file_is_tokenized_like_the_training_data(tiny, data_dir, tmp_path):
+    lines = (data_dir / "instruct.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "held_out.jsonl").write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    config = load_config(TINY_INSTRUCT, [f"model={tmp_path}", f"data={data_dir / 'instruct.jsonl'}",
+                                         f"output_dir={tmp_path / 'out'}", f"image_folder={data_dir}",
+                                         f"validation.file={tmp_path / 'held_out.jsonl'}"])  # fmt: skip
+    data = build_data(config, tiny[1])
+    assert (len(data.train), len(data.validation)) == (18, 3)
+    for index in range(3):
+        assert data.validation[index]["input_ids"].tolist() == data.train[index]["input_ids"].tolist()
 
 
 def test_the_loss_curve_is_drawn_at_the_first_log(tmp_path):

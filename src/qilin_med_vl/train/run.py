@@ -130,10 +130,10 @@ def check_text_only_safety(config: TrainConfig, dataset: ConversationDataset) ->
         )
 
 
-def tokenized(config: TrainConfig, processor, files, image_folder, progress: bool):
+def tokenized(config: TrainConfig, processor, files, image_folder):
     tokenizer = ConversationTokenizer(processor, config.template, config.max_length, config.image_placement)
     cache_dir = Path(config.token_cache_dir or Path(config.output_dir).parent / TOKEN_CACHE_DIR)
-    result = tokenized_rows(files, image_folder, tokenizer, cache_dir, config.tokenize_num_proc, progress)
+    result = tokenized_rows(files, image_folder, tokenizer, cache_dir, config.tokenize_num_proc)
     dataset = ConversationDataset(
         result.rows,
         processor.image_processor,
@@ -147,8 +147,7 @@ def tokenized(config: TrainConfig, processor, files, image_folder, progress: boo
 def build_data(config: TrainConfig, processor) -> RunData:
     """The training (and validation) data; tokenized once, drops counted."""
     data = training_data(config.data, config.stage, config.image_folder)
-    progress = config.progress_bar and is_main_process()
-    dataset, reused = tokenized(config, processor, data.files, data.image_folder, progress)
+    dataset, reused = tokenized(config, processor, data.files, data.image_folder)
     logger.info("data %s: %s", config.data, dataset.summary.line())
     if len(dataset) == 0:
         raise QilinError(
@@ -156,9 +155,7 @@ def build_data(config: TrainConfig, processor) -> RunData:
         )
     validation = None
     if config.validation.file:
-        validation, _ = tokenized(
-            config, processor, [Path(config.validation.file)], data.image_folder, progress
-        )
+        validation, _ = tokenized(config, processor, [Path(config.validation.file)], data.image_folder)
     elif config.validation.fraction:
         dataset, validation = split_off(dataset, config.validation.fraction, config.seed)
     if validation is not None:

@@ -72,9 +72,8 @@ def collapse_image_runs(ids: np.ndarray, labels: np.ndarray, image_token_id: int
     return ids[keep], labels[keep]
 
 
-def _record_rows(files: list[str], stamps: list[tuple[int, int]]):
-    """Rows of RECORD_FEATURES; `stamps` (size, mtime) are there so that edited files change the cache key."""
-    del stamps
+def _record_rows(files: list[str]):
+    """Rows of RECORD_FEATURES, one record at a time (the generator `Dataset.from_generator` writes)."""
     for file in files:
         for raw, where in raw_records(Path(file)):
             record = parse_record(raw, where)
@@ -184,12 +183,9 @@ def tokenized_rows(
     tokenizer: ConversationTokenizer,
     cache_dir: Path | None,
     num_proc: int | None = None,
-    progress: bool = False,
 ) -> CacheResult:
     """The TOKEN_FEATURES rows of `files`: from the cache under `cache_dir` when it holds them, else
     tokenized now (and cached there). `cache_dir=None` tokenizes in memory, caching nothing."""
-    if not progress:
-        datasets.disable_progress_bars()
     key = cache_key(files, image_folder, tokenizer)
     folder = Path(cache_dir) / key if cache_dir is not None else None
     if folder is not None and (cached := _read_done(folder)) is not None:
@@ -200,17 +196,16 @@ def tokenized_rows(
     if work is not None:
         shutil.rmtree(folder, ignore_errors=True)  # an unfinished earlier attempt
         work.mkdir(parents=True)
-    stamps = [(os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
     try:
         if work is None:
             records = datasets.Dataset.from_list(
-                list(_record_rows([str(f) for f in files], stamps)), features=RECORD_FEATURES
+                list(_record_rows([str(f) for f in files])), features=RECORD_FEATURES
             )
         else:
             records = datasets.Dataset.from_generator(
                 _record_rows,
                 features=RECORD_FEATURES,
-                gen_kwargs={"files": [str(f) for f in files], "stamps": stamps},
+                gen_kwargs={"files": [str(f) for f in files]},
                 cache_dir=str(work),
             )
         workers = worker_count(len(records), num_proc)
@@ -227,7 +222,7 @@ def tokenized_rows(
             cache_file_name=str(folder / "tokens.arrow") if folder is not None else None,
             desc="tokenizing",
         )
-    except Exception as error:  # noqa: BLE001 - a DataError inside the generator or a worker arrives wrapped
+    except Exception as error:  # a DataError inside the generator or a worker arrives wrapped
         cause = _unwrapped(error)
         if cause is error:
             raise

@@ -71,7 +71,7 @@ def _projector_of_hf_model(directory: Path) -> dict[str, torch.Tensor]:
     tensors = {}
     for file in files:
         with safe_open(directory / file, framework="pt") as handle:
-            for name in handle.keys():  # noqa: SIM118 - safe_open has no iterator
+            for name in handle.keys():
                 if name.startswith(SAVED_PROJECTOR_PREFIX):
                     tensors[name] = handle.get_tensor(name)
     return tensors
