@@ -13,7 +13,7 @@ import pytest
 from qilin_med_vl.cli import main
 from qilin_med_vl.model.checkpoint import create_tiny, save_checkpoint
 from qilin_med_vl.train.dataset import ConversationDataset
-from qilin_med_vl.train.records import read_records
+from qilin_med_vl.train.token_cache import tokenized_rows
 from qilin_med_vl.train.tokenize import ConversationTokenizer
 from tests.train.synthetic import write_dataset
 
@@ -50,11 +50,19 @@ def data_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def conversation_dataset(processor, files: list[Path], image_folder: Path, **options) -> ConversationDataset:
+    """Records tokenized in memory (no cache folder) with the chat template, max length 400."""
+    tokenizer = ConversationTokenizer(processor, "chat", 400, **options)
+    rows = tokenized_rows(files, image_folder, tokenizer, cache_dir=None).rows
+    return ConversationDataset(
+        rows, processor.image_processor, image_folder, tokenizer.image_token_id, tokenizer.num_image_tokens
+    )
+
+
 def instruct_dataset(processor, data_dir: Path, count: int | None = None) -> ConversationDataset:
     """The synthetic stage-2 records (the first `count`), tokenized with the chat template."""
-    records = read_records([data_dir / "instruct.jsonl"])[:count]
-    tokenizer = ConversationTokenizer(processor, "chat", 400)
-    return ConversationDataset(records, tokenizer, processor.image_processor, data_dir, progress=False)
+    dataset = conversation_dataset(processor, [data_dir / "instruct.jsonl"], data_dir)
+    return dataset if count is None else dataset.subset(list(range(count)))
 
 
 def train(config: Path, out: Path, *overrides: str) -> Path:

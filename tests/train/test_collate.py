@@ -8,17 +8,16 @@ import pytest
 import torch
 
 from qilin_med_vl.train.collate import PackedCollator, PaddedCollator, block_diagonal_causal_mask, plan_packs
-from qilin_med_vl.train.dataset import ConversationDataset
 from qilin_med_vl.train.records import read_records
 from qilin_med_vl.train.tokenize import IGNORE_INDEX, ConversationTokenizer
-from tests.train.conftest import instruct_dataset
+from tests.train.conftest import conversation_dataset, instruct_dataset
 
 
 @pytest.fixture(scope="module")
 def samples(tiny, data_dir):
     dataset = instruct_dataset(tiny[1], data_dir)
     # two image records of different lengths and one text-only record
-    text_only = next(i for i, s in enumerate(dataset.samples) if s.image is None)
+    text_only = next(i for i in range(len(dataset)) if dataset.sample(i).image is None)
     lengths = dataset.lengths
     short = min(range(8), key=lambda i: lengths[i])
     long = max(range(8), key=lambda i: lengths[i])
@@ -110,7 +109,7 @@ def test_dataset_items_are_the_tokenizer_output(tiny, data_dir):
     _, processor = tiny
     records = read_records([data_dir / "instruct.jsonl"])
     tokenizer = ConversationTokenizer(processor, "chat", 400)
-    dataset = ConversationDataset(records, tokenizer, processor.image_processor, data_dir, progress=False)
+    dataset = conversation_dataset(processor, [data_dir / "instruct.jsonl"], data_dir)
     assert len(dataset) == len(records)
     for index, record in enumerate(records):
         expected = tokenizer(record)
@@ -118,4 +117,4 @@ def test_dataset_items_are_the_tokenizer_output(tiny, data_dir):
         assert item["input_ids"].tolist() == expected.input_ids and item["labels"].tolist() == expected.labels
         assert dataset.lengths[index] == len(expected.input_ids)
         assert (item["pixel_values"] is None) == (record.image is None)
-    assert len(dataset.samples[0].input_ids) == dataset.lengths[0] - 63  # 64 image tokens held as one
+    assert len(dataset.sample(0).input_ids) == dataset.lengths[0] - 63  # 64 image tokens held as one

@@ -15,7 +15,7 @@ from tests.train.conftest import REPO
 CONFIGS = REPO / "configs/train"
 
 
-@pytest.mark.parametrize("name", ["align", "instruct", "tiny_align", "tiny_instruct"])
+@pytest.mark.parametrize("name", ["align", "instruct", "instruct_lora", "tiny_align", "tiny_instruct"])
 def test_shipped_configs_load_and_name_their_command(name):
     path = CONFIGS / f"{name}.yaml"
     config = load_config(path)
@@ -29,10 +29,18 @@ def test_shipped_configs_load_and_name_their_command(name):
 
 def test_paper_hyperparameters():
     align, instruct = load_config(CONFIGS / "align.yaml"), load_config(CONFIGS / "instruct.yaml")
-    # the paper (section 5.2): lr 1e-3 / 2e-5, batch 32 / 16 per GPU on 8 GPUs, 1 epoch,
+    # the paper (section 5.2): lr 1e-3 / 2e-5, batch 32 / 16 per GPU on 8 GPUs (global 256 / 128), 1 epoch,
     # warmup 0.03, cosine, max length 2048, bf16
-    assert (align.learning_rate, align.per_device_train_batch_size) == (1e-3, 32)
-    assert (instruct.learning_rate, instruct.per_device_train_batch_size) == (2e-5, 16)
+    assert (align.learning_rate, align.per_device_train_batch_size, align.global_batch_size) == (
+        1e-3,
+        32,
+        256,
+    )
+    assert (instruct.learning_rate, instruct.per_device_train_batch_size, instruct.global_batch_size) == (
+        2e-5,
+        16,
+        128,
+    )
     for config in (align, instruct):
         assert (config.num_train_epochs, config.warmup_ratio, config.lr_scheduler_type) == (1, 0.03, "cosine")
         assert (config.max_length, config.bf16, config.max_steps) == (2048, True, -1)
@@ -89,5 +97,5 @@ def test_distributed_configs_parse():
     for stage, path in ((2, "deepspeed/zero2.json"), (3, "deepspeed/zero3.json")):
         config = json.loads((CONFIGS / path).read_text(encoding="utf-8"))
         assert config["zero_optimization"]["stage"] == stage and config["bf16"]["enabled"] == "auto"
-    assert load_config(CONFIGS / "align.yaml").deepspeed == "configs/train/deepspeed/zero2.json"
+    assert load_config(CONFIGS / "align.yaml").deepspeed is None  # DDP: only the projector trains
     assert load_config(CONFIGS / "instruct.yaml").deepspeed == "configs/train/deepspeed/zero3.json"

@@ -44,7 +44,14 @@ def test_stage_table_is_the_paper_recipe():
 def test_apply_stage_counts(tiny):
     model = create_tiny()[0]
     counts = apply_stage(model, "instruction", unfreeze_vision=True)
-    assert all(part["trainable"] == part["total"] > 0 for part in counts.values())
+    assert counts["projector"]["trainable"] == counts["projector"]["total"] > 0
+    assert counts["llm"]["trainable"] == counts["llm"]["total"] > 0
+    # features come from layer -2 of the 2-layer tower: its last layer and final norm cannot train
+    tower = model.model.vision_tower
+    unused = [*tower.encoder.layers[1].parameters(), *tower.post_layernorm.parameters()]
+    assert counts["vision"]["trainable"] == counts["vision"]["total"] - sum(p.numel() for p in unused)
+    assert not any(p.requires_grad for p in unused)
+    assert all(p.requires_grad for p in tower.encoder.layers[0].parameters())
     counts = apply_stage(model, "alignment")
     assert counts["projector"]["trainable"] == counts["projector"]["total"]
     assert counts["vision"]["trainable"] == counts["llm"]["trainable"] == 0

@@ -15,10 +15,12 @@ import yaml
 
 from qilin_med_vl.config import ConfigError, apply_overrides, from_mapping, load_yaml
 from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION, STAGES
+from qilin_med_vl.train.sampling import SAMPLING
+from qilin_med_vl.train.tokenize import IMAGE_PLACEMENTS
 
 TEMPLATES = ("chat", "plain", "vicuna_v1", "llm")
-SAMPLING = ("random", "group_by_length", "sequential")
 LOAD_DTYPES = ("float32", "bfloat16", "float16", "auto")
+CHECKPOINT_WEIGHTS = ("auto", "trainable", "full")
 
 
 @dataclass
@@ -37,6 +39,17 @@ class LoraConfig:
 
 
 @dataclass
+class ValidationConfig:
+    """A held-out part of the data: eval loss every `eval_steps`, and a few generated answers logged."""
+
+    fraction: float = 0.0  # of the stage's usable records, held out at random (fixed by `seed`)
+    file: str | None = None  # or a separate records file (JSONL / JSON list), images under image_folder
+    eval_steps: int = 500
+    answers: int = 4  # held-out samples whose generated answers are logged at each evaluation
+    max_new_tokens: int = 64
+
+
+@dataclass
 class TrainConfig:
     stage: str = ALIGNMENT
     model: str = ""  # HF-native directory (stage 2: stage 1's output directory)
@@ -46,6 +59,17 @@ class TrainConfig:
     image_folder: str | None = None  # default: the build's image root, or the data file's directory
     output_dir: str = "runs/align"
     template: str = "chat"  # chat (processor's template) | plain (LLaVA pretrain) | vicuna_v1 | llm
+    image_placement: str = (
+        "front"  # front: `<image>\n` + text, as LLaVA trains | as_written: as in the record
+    )
+    token_cache_dir: str | None = None  # tokenized-records cache; default: <output_dir's parent>/token_cache
+    tokenize_num_proc: int | None = None  # processes for the first tokenization; default: the CPUs (<= 16)
+    projector_from: str | None = (
+        None  # a projector for `model`: a run directory, projector.safetensors or mm_projector.bin
+    )
+    checkpoint_weights: str = (
+        "auto"  # trainable: checkpoints hold the trained tensors only; auto: so in alignment
+    )
     max_length: int = 2048
     packing: bool = False
     sampling: str = "group_by_length"  # unpacked path only; packing plans its own order
@@ -54,7 +78,9 @@ class TrainConfig:
     max_steps: int = -1
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 1
+    global_batch_size: int | None = None  # when set, accumulation = global / (per-device batch x processes)
     learning_rate: float = 1e-3
+    projector_lr: float | None = None  # a separate learning rate for the projector (LLaVA's mm_projector_lr)
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
     lr_scheduler_type: str = "cosine"
@@ -71,9 +97,12 @@ class TrainConfig:
     resume_from_checkpoint: str | None = None  # a checkpoint-N directory, or "latest" in output_dir
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/train/deepspeed/zero2.json)
+    fsdp: str | None = None  # e.g. "full_shard auto_wrap": PyTorch FSDP through the Trainer's arguments
+    fsdp_config: str | None = None  # its JSON (configs/train/fsdp/fsdp2.json)
     ddp_find_unused_parameters: bool | None = None  # None: on when some records have no image
     progress_bar: bool = True
     lora: LoraConfig = field(default_factory=LoraConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def validate(self, source: str = "config") -> TrainConfig:
         def bad(message: str) -> ConfigError:
@@ -99,9 +128,28 @@ class TrainConfig:
             raise bad(f"device {self.device!r} is not auto or cpu (the launcher picks GPUs)")
         if self.load_dtype not in LOAD_DTYPES:
             raise bad(f"load_dtype {self.load_dtype!r} is not one of {', '.join(LOAD_DTYPES)}")
+        if self.image_placement not in IMAGE_PLACEMENTS:
+            raise bad(f"image_placement {self.image_placement!r} is not one of {', '.join(IMAGE_PLACEMENTS)}")
+        if self.checkpoint_weights not in CHECKPOINT_WEIGHTS:
+            raise bad(
+                f"checkpoint_weights {self.checkpoint_weights!r} is not one of {', '.join(CHECKPOINT_WEIGHTS)}"
+            )
+        if self.global_batch_size is not None and self.global_batch_size < 1:
+            raise bad(f"global_batch_size {self.global_batch_size} must be a positive number of samples")
+        if not 0.0 <= self.validation.fraction < 1.0:
+            raise bad(f"validation.fraction {self.validation.fraction} must be in [0, 1)")
+        if self.validation.fraction and self.validation.file:
+            raise bad("give validation.fraction or validation.file, not both")
         if self.lora.bits not in (None, 4, 8):
             raise bad(f"lora.bits must be 4, 8 or empty, not {self.lora.bits!r}")
         return self
+
+    @property
+    def trainable_checkpoints(self) -> bool:
+        """Whether checkpoints hold only the trained tensors (stage 1 by default: ~31M of 13B)."""
+        if self.checkpoint_weights == "auto":
+            return self.stage == ALIGNMENT and not self.lora.enabled
+        return self.checkpoint_weights == "trainable"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,7 +2,11 @@
 
 Adapters go on the LLM's linear layers only (a regex over module paths keeps them off the vision
 tower, whose attention layers share names with the LLM's); the projector trains fully and is saved
-with the adapters (`modules_to_save`), so checkpoints and resumes keep it. QLoRA loads the base model in
+with the adapters (`modules_to_save`), so checkpoints and resumes keep it.
+
+The merge never reads the training model's parameters, which under ZeRO-3 or FSDP are shards: it
+loads the base model afresh on the main process and the adapter directory the Trainer wrote (gathered
+from every process), and folds one into the other. QLoRA loads the base model in
 4 or 8 bits with bitsandbytes, which needs CUDA: on other devices it stops with a clear error.
 """
 
@@ -66,11 +70,19 @@ def attach_lora(model, lora: LoraConfig, gradient_checkpointing: bool = False):
     return wrapped
 
 
-def merge_lora(peft_model):
-    """The base LlavaForConditionalGeneration with the adapters folded into its weights."""
-    if getattr(peft_model.config, "quantization_config", None) is not None:
+def merge_lora(config, adapter_dir, load_model):
+    """The base model of `config` (`load_model(config, source)` loads it) with the adapters of
+    `adapter_dir` folded into its weights: a plain LlavaForConditionalGeneration."""
+    from peft import PeftModel
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
+
+    if config.lora.bits is not None:
         raise QilinError(
             "cannot merge adapters into a quantized (QLoRA) model in place: reload the base model in bf16, "
             "load the adapter directory with peft, and merge that"
         )
-    return peft_model.merge_and_unload()
+    if is_deepspeed_zero3_enabled():
+        # training is over; the base must load whole on this one process, not partitioned across all
+        unset_hf_deepspeed_config()
+    base = load_model(config, config.model)
+    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

@@ -63,7 +63,7 @@ def training_data(data: str | Path, stage: str, image_folder: str | Path | None 
     )
 
 
-def _raw_records(path: Path) -> Iterator[tuple[dict, str]]:
+def raw_records(path: Path) -> Iterator[tuple[dict, str]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
@@ -95,4 +95,4 @@ def parse_record(raw: dict, where: str) -> ConversationRecord:
 
 
 def read_records(files: list[Path]) -> list[ConversationRecord]:
-    return [parse_record(raw, where) for file in files for raw, where in _raw_records(file)]
+    return [parse_record(raw, where) for file in files for raw, where in raw_records(file)]

@@ -1,7 +1,12 @@
 """What trains in each stage, as a table, and the one function that applies it.
 
 `alignment` (stage 1) trains the projector only; `instruction` (stage 2) trains the projector and the LLM with
-the vision tower frozen (paper section 5.2). `unfreeze_vision` adds the vision tower to either stage.
+the vision tower frozen (paper section 5.2). `unfreeze_vision` adds the vision tower to either stage — the part of it that makes the image
+features: LLaVA takes features from a hidden layer (-2 by default), so the layers after it and the
+tower's final norm (and any pooling head) never receive a gradient. Those stay frozen, which is what
+DDP needs (it fails on trainable parameters that produce no gradient) and what the trainable counts
+report. Which parameters reach the features is found by one backward pass through a weightless copy
+of the model on the meta device (no memory, any vision tower), not by matching parameter names.
 The identity second layer that encodes a single-linear projector never trains.
 """
 
@@ -9,7 +14,9 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from torch import nn
+from transformers import LlavaForConditionalGeneration
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
 from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION
@@ -31,6 +38,23 @@ def part_modules(model) -> dict[str, list[nn.Module]]:
         "projector": [model.model.multi_modal_projector],
         "llm": [model.model.language_model, model.lm_head],
     }
+
+
+def vision_parameters_without_gradient(config, image_size: tuple[int, int]) -> set[str]:
+    """Names (as `model.named_parameters()` gives them) of vision parameters the image features never use."""
+    with torch.device("meta"):
+        probe = LlavaForConditionalGeneration(config)
+        pixels = torch.zeros(1, 3, *image_size)  # (1, 3, H, W)
+    probe.requires_grad_(False)
+    probe.model.vision_tower.requires_grad_(True)
+    features = probe.model.get_image_features(pixel_values=pixels)
+    features = getattr(features, "pooler_output", features)  # transformers returns an output object
+    features = (
+        torch.cat([f.reshape(-1) for f in features]) if isinstance(features, list | tuple) else features
+    )
+    features.sum().backward()
+    tower = {id(p) for p in probe.model.vision_tower.parameters()}
+    return {name for name, p in probe.named_parameters() if id(p) in tower and p.grad is None}
 
 
 def trained_parts(stage: str, unfreeze_vision: bool = False) -> tuple[str, ...]:
@@ -60,14 +84,26 @@ def trainable_counts(model) -> dict[str, dict[str, int]]:
     return counts
 
 
-def apply_stage(model, stage: str, unfreeze_vision: bool = False) -> dict[str, dict[str, int]]:
-    """Freeze everything, then unfreeze the stage's parts; log and return trainable counts per part."""
+def apply_stage(
+    model, stage: str, unfreeze_vision: bool = False, image_size: tuple[int, int] | None = None
+) -> dict[str, dict[str, int]]:
+    """Freeze everything, then unfreeze the stage's parts; log and return trainable counts per part.
+
+    `image_size` (H, W) is the processor's crop, needed with `unfreeze_vision` to find the unused layers
+    (default: the vision config's image_size)."""
     model.requires_grad_(False)
     modules = part_modules(model)
     for part in trained_parts(stage, unfreeze_vision):
         for module in modules[part]:
             module.requires_grad_(True)
     never = set(frozen_projector_parameters(model))
+    if unfreeze_vision:
+        size = image_size or (model.config.vision_config.image_size,) * 2
+        unused = vision_parameters_without_gradient(model.config, size)
+        never |= unused
+        logger.info(
+            "vision: %d tensors after the feature layer stay frozen (no gradient reaches them)", len(unused)
+        )
     for name, parameter in model.named_parameters():
         if name in never:
             parameter.requires_grad_(False)
