@@ -29,7 +29,7 @@ COMMON = {
 RUNS = {
     "text": ("instruction", 2e-3, 300, 4),  # the LLM learns the language: no picture
     "align": ("alignment", 1e-3, 150, 3),  # stage 1: the projector alone, as in the paper
-    "instruct": ("instruction", 1e-3, 700, 6),  # stage 2: projector + LLM, vision frozen
+    "instruct": ("instruction", 1e-3, 800, 6),  # stage 2: projector + LLM, vision frozen
 }
 
 
