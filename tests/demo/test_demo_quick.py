@@ -47,7 +47,10 @@ def test_each_step_wrote_what_the_next_one_reads(demo):
     summary = json.loads((demo / "demo_summary.json").read_text())
     assert [step["step"] for step in summary["steps"]][0] == "render a synthetic medical world"
     assert len(summary["steps"]) == 12
-    assert summary["steps"][-1]["command"].startswith("qilin chat") and "RG1_UNCR.dcm" in summary["chat"]["image"]
+    assert (
+        summary["steps"][-1]["command"].startswith("qilin chat")
+        and "RG1_UNCR.dcm" in summary["chat"]["image"]
+    )
 
 
 @pytest.mark.slow
