@@ -1,0 +1,169 @@
+"""Translation: achieved requests/s of `qilin data build --translator openai` at concurrency 32 against an
+endpoint with 200 ms latency, as a fraction of the ideal (concurrency / latency); and a killed run's resume.
+
+    .venv/bin/python benchmarks/translation_concurrency.py                   # ~2,000 requests
+    .venv/bin/python benchmarks/translation_concurrency.py --captions 5000 --latency 0.5
+
+The endpoint is the project's fake OpenAI-compatible server (tests/data/fake_openai_server.py) on
+127.0.0.1, answering every request after `--latency` seconds with a translation that passes the quality
+checks. The sources come from `qilin data synth` (English captions, case reports and VQA rows). The
+build is the real command, `qilin data build --translator openai --base-url URL ... --translator-option
+concurrency=32`, in a child process. Throughput is read at the server: answered requests over the time
+from the first request's arrival to the last answer, so start-up and image work do not count; the
+ideal is concurrency / latency.
+
+Resume: the same build is started again against a fresh translation memory; the endpoint answers half
+of its requests and leaves the rest hanging, the build is killed (SIGKILL) a second later, and run again
+with the same memory. Every request of the resumed run whose text the killed run had been answered is a
+repeated (paid twice) request; the target is 0.
+
+`--build-batch-size` sets the build config's `batch_size` (rows per translate call; default the
+project's 64): the build translates one batch at a time, between the batches' image work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the fake endpoint lives in the test suite, as a plain module
+
+from tests.data.fake_openai_server import FakeChatServer  # noqa: E402
+
+KEY_ENV = "QILIN_BENCHMARK_KEY"
+COMMIT_GRACE_S = 1.0  # time the killed build has to record the last answers it received
+
+
+class TimedServer(FakeChatServer):
+    """The fake endpoint, noting when each answer is written (its request arrived `latency_s` earlier)."""
+
+    def __init__(self, latency_s: float):
+        super().__init__(latency_s=latency_s)
+        self.answer_times: list[float] = []
+        self._times_lock = threading.Lock()
+
+    def content(self, behaviour: str, source: str, system: str) -> str:
+        with self._times_lock:
+            self.answer_times.append(time.monotonic())
+        return super().content(behaviour, source, system)
+
+    def achieved_rate(self) -> float:
+        with self._times_lock:
+            first_arrival = min(self.answer_times) - self.latency_s
+            return len(self.answer_times) / (max(self.answer_times) - first_arrival)
+
+
+def build(world: Path, server: FakeChatServer, out: Path, memory: Path, concurrency: int) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "qilin_med_vl.cli",
+        "data",
+        "build",
+        "--config",
+        "build.yaml",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--translator",
+        "openai",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake-gpt",
+        "--api-key-env",
+        KEY_ENV,
+        "--translator-option",
+        f"concurrency={concurrency}",
+        "--translator-option",
+        f"cache_path={memory}",
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=world,
+        env={**os.environ, KEY_ENV: "k"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--captions", type=int, default=1500, help="PMC-OA captions of the synthetic world")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds the endpoint takes per answer")
+    parser.add_argument("--build-batch-size", type=int, default=None, help="the build config's batch_size")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        world = Path(scratch) / "world"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "qilin_med_vl.cli",
+                "data",
+                "synth",
+                "--out",
+                str(world),
+                "--captions",
+                str(args.captions),
+                "--cases",
+                "100",
+                "--vqa",
+                "100",
+                "--size",
+                "64",
+                "--no-real",
+                "--no-progress",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        if args.build_batch_size is not None:
+            with open(world / "build.yaml", "a", encoding="utf-8") as config:
+                config.write(f"batch_size: {args.build_batch_size}\n")
+
+        with TimedServer(args.latency) as server:
+            child = build(world, server, world / "full", world / "full.sqlite", args.concurrency)
+            if child.wait(timeout=900) != 0:
+                raise SystemExit("the translated build failed")
+            requests, rate, in_flight = len(server.requests), server.achieved_rate(), server.max_in_flight
+        ideal = args.concurrency / args.latency
+        print(f"{requests:,} requests, at most {in_flight} in flight; latency {args.latency * 1000:.0f} ms")
+        print(f"achieved {rate:.1f} requests/s; ideal {ideal:.1f} requests/s")
+
+        with TimedServer(args.latency) as server:
+            half = requests // 2
+            server.hold_after(half)  # later requests hang unanswered, as a dead endpoint's would
+            killed = build(world, server, world / "resumed", world / "resumed.sqlite", args.concurrency)
+            while server.answered_count() < half and killed.poll() is None:
+                time.sleep(0.01)
+            time.sleep(COMMIT_GRACE_S)
+            killed.send_signal(signal.SIGKILL)
+            killed.wait(timeout=30)
+            answered_before = {request.source for request in server.requests if request.answered}
+            asked_before = len(server.requests)
+            server.release()
+            resumed = build(world, server, world / "resumed", world / "resumed.sqlite", args.concurrency)
+            if resumed.wait(timeout=900) != 0:
+                raise SystemExit("the resumed build failed")
+            again = server.requests[asked_before:]
+            repeated = sum(request.source in answered_before for request in again)
+        print(
+            f"resume: killed after {len(answered_before):,} answered texts; the resumed run sent {len(again):,} "
+            f"requests, {repeated} of them for texts already answered"
+        )
+    print(f"fraction of ideal: {rate / ideal:.2f}; repeated requests after resume: {repeated}")
+
+
+if __name__ == "__main__":
+    main()
