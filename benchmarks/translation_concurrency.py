@@ -10,7 +10,8 @@ checks. The sources are PMC-OA rows in the public JSONL layout, each caption a d
 (as almost every ChiMed-VL text is), so each row costs one request. The build is the real command, `qilin data build --translator openai --base-url URL ... --translator-option
 concurrency=32`, in a child process. Throughput is read at the server: answered requests over the time
 from the first request's arrival to the last answer, so start-up and image work do not count; the
-ideal is concurrency / latency.
+ideal is concurrency / latency. The build's CPU seconds (the kernel's `wait4` rusage) say how much of
+its wall time the client itself was busy.
 
 Resume: the same build is started again against a fresh translation memory; the endpoint answers half
 of its requests and leaves the rest hanging, the build is killed (SIGKILL) a second later, and run again
@@ -158,14 +159,18 @@ def main() -> None:
                     world / f"full{batch_size}.sqlite",
                     args.concurrency,
                 )
-                if child.wait(timeout=900) != 0:
+                started = time.perf_counter()
+                _, status, usage = os.wait4(child.pid, 0)
+                wall = time.perf_counter() - started
+                if os.waitstatus_to_exitcode(status) != 0:
                     raise SystemExit("the translated build failed")
                 requests, rate, in_flight = len(server.requests), server.achieved_rate(), server.max_in_flight
             fractions[batch_size] = rate / ideal
             print(
                 f"batch_size {batch_size}: {requests:,} requests, at most {in_flight} in flight, "
                 f"achieved {rate:.1f} requests/s of an ideal {ideal:.1f} ({args.concurrency} / "
-                f"{args.latency * 1000:.0f} ms): {rate / ideal:.2f}",
+                f"{args.latency * 1000:.0f} ms): {rate / ideal:.2f}; the build used "
+                f"{usage.ru_utime + usage.ru_stime:.1f} CPU s in {wall:.1f} s",
                 flush=True,
             )
 
