@@ -1,6 +1,6 @@
 """Data building: records/s of `qilin data build --workers 2` against `--workers 1` on multi-image case reports.
 
-    .venv/bin/python benchmarks/data_workers.py                        # 1,500 case reports, 2 rounds
+    .venv/bin/python benchmarks/data_workers.py                        # 1,000 case reports, 2 rounds
     .venv/bin/python benchmarks/data_workers.py --cases 6000 --size 512 --rounds 3
 
 Writes a synthetic world with `qilin data synth` (PMC-CaseReport parquet shards in the public layout,
@@ -46,8 +46,8 @@ def record_files(out: Path) -> dict[str, bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=1500, help="PMC-CaseReport cases (1-3 figures each)")
-    parser.add_argument("--size", type=int, default=256, help="side of the synthetic figures in pixels")
+    parser.add_argument("--cases", type=int, default=1000, help="PMC-CaseReport cases (1-3 figures each)")
+    parser.add_argument("--size", type=int, default=512, help="side of the synthetic figures in pixels")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 

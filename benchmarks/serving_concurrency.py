@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import os
 import socket
 import statistics
 import subprocess
@@ -150,7 +151,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=32, help="`qilin serve --max-batch-size`")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for both sides (default: torch's own, all cores); 1 on a machine other jobs load",
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the child processes' torch
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as folder:
         model_dir = Path(folder) / "tiny"

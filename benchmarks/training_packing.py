@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import tempfile
 import time
@@ -278,7 +279,16 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512, help="truncation, and the pack length")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for both sides (default: torch's own, all cores); 1 on a machine other jobs load",
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the child processes' torch
+        torch.set_num_threads(args.threads)
     from transformers import AutoProcessor
 
     with tempfile.TemporaryDirectory() as scratch:
