@@ -17,7 +17,9 @@ on average, the same tokenization (the project's tokenizer, so every side sees i
   `max_length` tokens with a block-diagonal 4-D mask;
 - the upstream recipe: plain `transformers.Trainer` + `LlavaForConditionalGeneration`, each batch padded to
   its longest sample (LLaVA's collator), in random order (`train_sampling_strategy="random"`, default);
-- the same, length-grouped (`train_sampling_strategy="group_by_length"`, LLaVA's `group_by_length`).
+- the same, length-grouped (`train_sampling_strategy="group_by_length"`, LLaVA's `group_by_length`),
+  with the mega-batch of 50 batches transformers uses on the full dataset (on a few samples it would
+  shrink it to one batch, which is random order).
 The three run in turn, `--repeats` times, each round starting with the next side, so load bursts from
 other processes fall on all of them; each side's best time is kept. Each trained model is then scored on the same held-out samples (loss parity).
 Prints supervised tokens/s per side and the ratios, ours over each baseline.
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
+from torch.utils.data import Sampler
 from transformers import (
     CLIPVisionConfig,
     CLIPVisionModel,
@@ -46,6 +49,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_pt_utils import get_length_grouped_indices
 from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from qilin_med_vl.model.checkpoint import save_checkpoint
@@ -86,6 +90,7 @@ LLM = dict(
     rms_norm_eps=1e-6,
     tie_word_embeddings=False,
 )
+MEGA_BATCHES = 50  # transformers' mega-batch, in batches, on any dataset of 3,200 samples or more
 SIDES = ("ours (packing)", "Trainer, padded, random order", "Trainer, padded, length-grouped")
 
 
@@ -161,6 +166,36 @@ class WallClock(TrainerCallback):
         self.seconds = time.perf_counter() - self.started
 
 
+class AtScaleGrouping(Sampler[int]):
+    """transformers' length grouping with the mega-batches it uses on the full dataset (50 batches).
+
+    `get_length_grouped_indices` shrinks the mega-batch to a quarter of a small dataset: on these few
+    samples it would be a single batch, i.e. random order. With 469,441 samples it is 50 batches.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        return iter(
+            get_length_grouped_indices(
+                self.lengths, self.batch_size, mega_batch_mult=MEGA_BATCHES, generator=generator
+            )
+        )
+
+
+class GroupedTrainer(Trainer):
+    """The upstream recipe's Trainer with `group_by_length` as it behaves on the full dataset."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return AtScaleGrouping(dataset.lengths, self.args.per_device_train_batch_size, self.args.seed)
+
+
 class UpstreamCollator:
     """LLaVA's DataCollatorForSupervisedDataset: right-pad to the batch's longest, mask = not padding."""
 
@@ -225,7 +260,8 @@ def train_upstream(args, model_dir: Path, dataset, output_dir: Path, sampling: s
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
     model.model.vision_tower.requires_grad_(False)  # stage 2: the vision tower stays frozen
     clock = WallClock()
-    trainer = Trainer(
+    trainer_class = GroupedTrainer if sampling == "group_by_length" else Trainer
+    trainer = trainer_class(
         model=model,
         args=TrainingArguments(
             per_device_train_batch_size=args.batch_size,
