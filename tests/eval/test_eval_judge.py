@@ -8,9 +8,6 @@ computed by hand.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from importlib import resources
 
 import pytest
@@ -18,9 +15,9 @@ import pytest
 from qilin_med_vl.cli import main
 from qilin_med_vl.eval.stats import cohen_kappa
 
-from .conftest import REPO, subprocess_env
 from .eval_helpers import by_id, endpoint_args, judge_key, read_json, read_jsonl
 from .fake_vqa_server import FakeVQAServer
+from .killed_run import kill_eval_when
 from .toy_task import TOY_ITEMS, prompt_of, write_toy_benchmark
 
 # the model's answers; the toy task scores 1 for a case-insensitive exact match
@@ -145,17 +142,6 @@ def test_a_refused_judge_request_is_recorded_as_no_verdict(model_server, judge_s
     assert (judged["asked"], judged["count"], judged["unreadable"]) == (4, 2, 2)
 
 
-def _wait_for_verdicts(path, count: int, process, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text(encoding="utf-8").count('"judge_reply"') >= count:
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"the evaluation ended early: {process.communicate()}")
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {count} verdicts")
-
-
 def test_killed_judging_resumes_without_asking_the_judge_again(
     model_server, judge_server, toy_data, tmp_path
 ):
@@ -164,18 +150,7 @@ def test_killed_judging_resumes_without_asking_the_judge_again(
     args = endpoint_args(
         toy_data, out, model_server.base_url, *judge_args(judge_server), "--concurrency", "4"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qilin_med_vl.cli", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for_verdicts(out / "predictions.jsonl", 2, process)
-    finally:
-        process.kill()  # SIGKILL: no cleanup runs
-        process.communicate()
+    kill_eval_when(args, out / "predictions.jsonl", lambda text: text.count('"judge_reply"') >= 2)
     judged_before = set(judge_server.answered_keys())
     assert len(judged_before) == 2
 

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import pytest
 
 from qilin_med_vl.cli import main
 
-from .conftest import REPO, subprocess_env
 from .eval_helpers import by_id, endpoint_args, read_json, read_jsonl
+from .killed_run import kill_eval_when
 from .toy_task import TOY_ITEMS, prompt_of
-
-
-def _wait_for_lines(path, count: int, process, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and len(read_jsonl(path)) >= count:
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"the evaluation ended early: {process.communicate()}")
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not reach {count} lines")
 
 
 def test_sigkilled_run_resumes_without_asking_finished_items_again(fake_server, toy_data, tmp_path):
@@ -31,18 +16,11 @@ def test_sigkilled_run_resumes_without_asking_finished_items_again(fake_server, 
     fake_server.hold_after(3)  # three answers, then every request hangs until the client is killed
     out = tmp_path / "run"
     args = endpoint_args(toy_data, out, fake_server.base_url, "--batch-size", "4", "--concurrency", "4")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qilin_med_vl.cli", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    kill_eval_when(
+        args,
+        out / "predictions.jsonl",
+        lambda text: len([line for line in text.splitlines() if line.strip()]) >= 3,
     )
-    try:
-        _wait_for_lines(out / "predictions.jsonl", 3, process)
-    finally:
-        process.kill()  # SIGKILL: no cleanup runs
-        process.communicate()
     finished = set(by_id(out / "predictions.jsonl"))
     assert len(finished) == 3
     finished_prompts = {prompt_of(q) for item_id, q, *_ in TOY_ITEMS if item_id in finished}
