@@ -83,6 +83,33 @@ def test_packed_loss_equals_unpacked_loss(samples, tiny, attn_implementation):
     assert abs(leaking.item() - unpacked.item()) > 1e-3
 
 
+def _full_logits_batch(batch: dict) -> dict:
+    """The same batch asking for every position's logits, as the model computes them by default."""
+    return {key: value for key, value in batch.items() if key not in ("logits_to_keep", "shift_labels")}
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_kept_logits_give_the_full_logits_loss_and_gradients(samples, tiny, packed):
+    model = copy.deepcopy(tiny[0]).train()
+    pad = tiny[1].tokenizer.pad_token_id
+    if packed:
+        batch = PackedCollator(pad)([{"samples": samples[:2]}, {"samples": samples[2:]}])
+    else:
+        batch = PaddedCollator(pad)(samples)
+    supervised = int((batch["labels"] != IGNORE_INDEX).sum())
+    assert batch["logits_to_keep"].sum() == len(batch["shift_labels"]) == supervised
+    gradients = []
+    for inputs in (batch, _full_logits_batch(batch)):
+        model.zero_grad()
+        output = loss(model, inputs)
+        output.backward()
+        gradients.append((output.detach(), model.lm_head.weight.grad.clone()))
+    (kept_loss, kept_grad), (full_loss, full_grad) = gradients
+    assert abs(kept_loss.item() - full_loss.item()) < 1e-5
+    assert torch.allclose(kept_grad, full_grad, atol=1e-6)
+    assert kept_grad.abs().sum() > 0
+
+
 def test_packed_rows_restart_positions_and_never_supervise_a_first_token(samples, tiny):
     batch = PackedCollator(tiny[1].tokenizer.pad_token_id)([{"samples": samples}])
     first = len(samples[0]["input_ids"])

@@ -1,5 +1,12 @@
 """Batches for the model: padded rows (one sample per row) or packed rows (several samples per row).
 
+Both ask the model for logits at supervised positions only (`logits_to_keep`, a (B, T) boolean mask,
+with their targets as `shift_labels`): the language-model head over the whole vocabulary at every
+position is most of a small model's step, and prompts (system line, image tokens, question) are most
+of a sample's tokens while only the answers are supervised. The loss is the same mean over the same
+targets as with every position's logits, and transformers' Trainer counts `shift_labels` for
+gradient accumulation.
+
 Packed rows keep samples apart with a 4-D block-diagonal causal mask (B, 1, T, T) and positions that
 restart at 0 for each sample. On CPU under `sdpa`/`eager`, restarting `position_ids` alone does not
 isolate samples (measured: logits differ by ~0.4), the mask does (to ~1e-7). Flash attention takes no
@@ -17,6 +24,14 @@ from qilin_med_vl.train.tokenize import IGNORE_INDEX
 
 # attention implementations that detect packed samples from restarting position_ids alone
 POSITION_ID_PACKING = ("flash_attention_2", "flash_attention_3")
+
+
+def supervised_outputs(labels: torch.Tensor) -> dict:
+    """`logits_to_keep` (B, T) bool: positions whose next token is supervised; `shift_labels` (N,): those
+    next tokens, in the row-major order in which the model returns the kept logits."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)  # (B, T)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return {"logits_to_keep": keep, "shift_labels": labels[:, 1:][keep[:, :-1]]}  # (N,)
 
 
 def _stack_images(samples: list[dict]) -> dict:
@@ -44,6 +59,7 @@ class PaddedCollator:
             "input_ids": input_ids,
             "labels": labels,
             "attention_mask": attention_mask,
+            **supervised_outputs(labels),
             **_stack_images(samples),
         }
 
@@ -91,6 +107,7 @@ class PackedCollator:
                 segment_ids[row, start:end] = segment
                 start = end
         batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+        batch.update(supervised_outputs(labels))
         if self.attn_implementation not in POSITION_ID_PACKING:
             additive = None if self.attn_implementation == "sdpa" else torch.float32
             batch["attention_mask"] = block_diagonal_causal_mask(segment_ids, additive)

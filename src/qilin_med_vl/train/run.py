@@ -208,6 +208,7 @@ def training_arguments(config: TrainConfig, accumulation: int, evaluate: bool) -
         save_total_limit=config.save_total_limit,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=config.validation.eval_steps if evaluate else None,
+        prediction_loss_only=True,  # validation reports eval_loss; the kept logits are not per-sample
         seed=config.seed,
         data_seed=config.seed,
         dataloader_num_workers=config.dataloader_num_workers,
