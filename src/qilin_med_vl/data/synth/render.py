@@ -154,7 +154,7 @@ def render_abdominal_ct(
 def render_ultrasound(
     rng: np.random.Generator, lesion_rng: np.random.Generator, finding: Finding, size: int
 ) -> Image.Image:
-    """B-mode sector scan: a fan of speckle fading with depth, on black; a hypoechoic (dark) lesion."""
+    """B-mode sector scan: a fan of speckle fading with depth, on black; a hypoechoic lesion, echogenic rim."""
     y, x = _grid(size)
     apex_y, half_angle = 0.04, np.deg2rad(rng.uniform(36.0, 40.0))
     depth = np.hypot(x - 0.5, y - apex_y)
@@ -167,7 +167,9 @@ def render_ultrasound(
     if finding.present:
         centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.36, 0.64), (0.38, 0.68))
         lesion = _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.15)
-        echogenicity = echogenicity * (1.0 - 0.85 * lesion)
+        # an echogenic rim: without it a dark lesion looks like the black outside the fan
+        rim = np.clip(_ellipse(y, x, centre_y, centre_x, 1.35 * radius, 1.35 * radius, edge=0.1) - lesion, 0, 1)
+        echogenicity = echogenicity * (1.0 - 0.85 * lesion) + 0.5 * rim
     speckle = rng.rayleigh(0.8, (size, size))
     image = np.clip(echogenicity * speckle * fan, 0.0, 1.0)
     return _to_image(image)
