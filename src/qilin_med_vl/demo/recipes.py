@@ -19,6 +19,8 @@ COMMON = {
     "warmup_ratio": 0.03,
     "lr_scheduler_type": "cosine",
     "weight_decay": 0.0,
+    # here a question's length follows its type, so length-grouped batches would hold one type each
+    "sampling": "random",
     "save_steps": 1_000_000,  # no intermediate checkpoints: the demo keeps the final models only
     "save_total_limit": 1,
     "logging_steps": 10,
@@ -29,7 +31,7 @@ COMMON = {
 RUNS = {
     "text": ("instruction", 2e-3, 300, 4),  # the LLM learns the language: no picture
     "align": ("alignment", 1e-3, 150, 3),  # stage 1: the projector alone, as in the paper
-    "instruct": ("instruction", 1e-3, 800, 6),  # stage 2: projector + LLM, vision frozen
+    "instruct": ("instruction", 1e-3, 2000, 6),  # stage 2: projector + LLM, vision frozen
 }
 
 
