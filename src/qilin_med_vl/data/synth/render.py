@@ -168,7 +168,9 @@ def render_ultrasound(
         centre_y, centre_x, radius = lesion_geometry(lesion_rng, finding, (0.36, 0.64), (0.38, 0.68))
         lesion = _ellipse(y, x, centre_y, centre_x, radius, radius, edge=0.15)
         # an echogenic rim: without it a dark lesion looks like the black outside the fan
-        rim = np.clip(_ellipse(y, x, centre_y, centre_x, 1.35 * radius, 1.35 * radius, edge=0.1) - lesion, 0, 1)
+        rim = np.clip(
+            _ellipse(y, x, centre_y, centre_x, 1.35 * radius, 1.35 * radius, edge=0.1) - lesion, 0, 1
+        )
         echogenicity = echogenicity * (1.0 - 0.85 * lesion) + 0.5 * rim
     speckle = rng.rayleigh(0.8, (size, size))
     image = np.clip(echogenicity * speckle * fan, 0.0, 1.0)
