@@ -57,8 +57,8 @@ from qilin_med_vl.model.compose import VisionEncoder, assemble
 from qilin_med_vl.model.tiny_tokenizer import build_tiny_tokenizer
 from qilin_med_vl.train.config import TrainConfig
 from qilin_med_vl.train.dataset import ConversationDataset
-from qilin_med_vl.train.records import read_records
 from qilin_med_vl.train.run import run
+from qilin_med_vl.train.token_cache import tokenized_rows
 from qilin_med_vl.train.tokenize import IGNORE_INDEX, ConversationTokenizer
 
 # ChiMed-VL-Instruction token lengths (the paper's Table 2): (Q1, median, Q3, maximum)
@@ -294,15 +294,14 @@ def held_out_loss(model, dataset) -> float:
 
 
 class TokenizedSamples(ConversationDataset):
-    """The project's tokenized samples, with the pad id the upstream collator needs."""
+    """The project's tokenized samples (tokenized in memory, as `qilin train` tokenizes them), with the
+    pad id the upstream collator needs."""
 
     def __init__(self, path: Path, processor, max_length: int):
+        tokenizer = ConversationTokenizer(processor, "chat", max_length)
+        rows = tokenized_rows([path], path.parent, tokenizer, cache_dir=None).rows
         super().__init__(
-            read_records([path]),
-            ConversationTokenizer(processor, "chat", max_length),
-            processor.image_processor,
-            path.parent,
-            progress=False,
+            rows, processor.image_processor, path.parent, tokenizer.image_token_id, tokenizer.num_image_tokens
         )
         self.pad_token_id = processor.tokenizer.pad_token_id
 

@@ -70,6 +70,7 @@ from qilin_med_vl.llava_format import (
 )
 
 IMAGE_CACHE_ENTRIES = 4096  # recent image results kept: PMC-VQA asks several questions per figure
+CHUNKS_PER_WORKER = 4  # image tasks of a batch are sent to each worker in about this many chunks
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,9 @@ class Builder:
         if executor is None or len(keys) < 2:
             results = [prepare_images(unique[key]) for key in keys]
         else:
-            results = list(executor.map(prepare_images, [unique[key] for key in keys]))
+            # a few chunks per worker: one task per record spends its time on pickling round trips
+            chunk = max(1, len(keys) // (CHUNKS_PER_WORKER * self.workers))
+            results = list(executor.map(prepare_images, [unique[key] for key in keys], chunksize=chunk))
         fresh = dict(zip(keys, results, strict=True))
         for index, key, _ in tasks:
             outcomes[index] = fresh[key]
