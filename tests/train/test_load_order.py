@@ -32,17 +32,17 @@ class StopAtLoad(Exception):  # noqa: N818 - a signal for the test, not an error
     pass
 
 
-def test_zero3_is_registered_when_the_model_loads(base_dir, data_dir, tmp_path, monkeypatch):
+def test_zero3_is_registered_when_the_model_loads(base_dir, data_dir, tmp_path):
     seen = []
 
     def observe(config, source):
         seen.append(is_deepspeed_zero3_enabled())
         raise StopAtLoad
 
-    monkeypatch.setattr(run_module, "load_model", observe)
     assert not is_deepspeed_zero3_enabled()
     with pytest.raises(StopAtLoad):
-        run_module.run(zero3_config(base_dir, data_dir, tmp_path, "sampling=group_by_modality_length"))
+        config = zero3_config(base_dir, data_dir, tmp_path, "sampling=group_by_modality_length")
+        run_module.run(config, model_loader=observe)
     assert seen == [True]
 
 

@@ -275,8 +275,10 @@ def upcast_trainable(model, config: TrainConfig) -> None:
             parameter.data = parameter.data.float()
 
 
-def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
-    """Train one stage as `config` says; `extra_callbacks` are added to the Trainer's (e.g. to stop early)."""
+def run(config: TrainConfig, extra_callbacks: list | None = None, model_loader=load_model) -> RunResult:
+    """Train one stage as `config` says; `extra_callbacks` are added to the Trainer's (e.g. to stop early).
+    `model_loader(config, source)` loads the model once the DeepSpeed config is registered (default
+    `load_model`); a caller may wrap it, e.g. to see the state in which the weights load."""
     output_dir = Path(config.output_dir)
     check_engine(config)
     set_seed(config.seed)
@@ -329,7 +331,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> RunResult:
         # load through the Trainer's own code paths.
         weights_from = resume
         logger.info("resuming: model weights from %s", resume)
-    model = load_model(config, weights_from)
+    model = model_loader(config, weights_from)
     model_config = model.config
     crop = processor.image_processor.crop_size
     apply_stage(model, config.stage, config.unfreeze_vision, (crop["height"], crop["width"]))
