@@ -34,7 +34,7 @@ from qilin_med_vl.train.collate import PaddedCollator
 from qilin_med_vl.train.tokenize import IGNORE_INDEX
 
 SYSTEM_AND_QUESTION_TOKENS = 76  # around the 64 image tokens, as the tiny tokenizer splits a demo prompt
-ANSWER_TOKENS = 4  # e.g. "▁", "左侧", "</s>" and one more
+ANSWER_TOKENS = 4  # a short answer as the tiny tokenizer splits it, e.g. "▁", "较", "大", "</s>"
 
 
 def demo_shaped_samples(model, rows: int, seed: int) -> list[dict]:
