@@ -281,6 +281,60 @@ def test_cli_writes_the_world_and_refuses_to_mix_it_with_an_old_one(tmp_path, ca
     assert main([*arguments, "--size", "16", "--overwrite"]) == 1
 
 
+def test_several_questions_per_figure_ask_what_one_finding_answers_and_stay_on_one_side_of_the_split(
+    tmp_path, monkeypatch, capsys
+):
+    """`--questions-per-figure 5`: every figure is asked everything its finding lets it answer, in rows that
+    name the figure, which is written once; the build keeps every row and holds out whole figures."""
+    out = tmp_path / "world"
+    arguments = ["data", "synth", "--out", str(out), "--captions", "1", "--cases", "1", "--vqa", "80"]
+    assert (
+        main([*arguments, "--questions-per-figure", "5", "--size", "64", "--no-real", "--no-progress"]) == 0
+    )
+    assert "PMC-VQA questions about 80 figures" in capsys.readouterr().out
+    every_row = [
+        json.loads(line) for line in (out / write.GROUND_TRUTH).read_text(encoding="utf-8").splitlines()
+    ]
+    truth = [row for row in every_row if row["source"] == PMC_VQA]
+    by_figure: dict[str, list[dict]] = {}
+    for row in truth:
+        by_figure.setdefault(row["ref"], []).append(row)
+    assert len(by_figure) == 80 == len(list((out / write.PMC_VQA_IMAGES).iterdir()))
+    assert [row["Figure_path"] for row in _vqa_rows(out)] == [row["ref"] for row in truth]
+    with_lesion = 0
+    for rows in by_figure.values():
+        findings = {json.dumps(row["findings"]) for row in rows}
+        assert len(findings) == 1, "the questions about one figure describe one finding"
+        present = rows[0]["findings"]["present"]
+        with_lesion += present
+        expected = set(QUESTION_TYPES) if present else {"modality", "presence"}
+        assert sorted(row["question_type"] for row in rows) == sorted(expected)
+        presence = next(row for row in rows if row["question_type"] == "presence")
+        assert presence["answer_en"] == ("Yes" if present else "No")
+    assert 25 <= with_lesion <= 55, "about half of the figures have a lesion, so presence stays balanced"
+
+    with pytest.raises(SystemExit):
+        main([*arguments, "--questions-per-figure", "many"])
+    assert main([*arguments, "--questions-per-figure", "0", "--overwrite"]) == 1
+    assert "--questions-per-figure 0" in capsys.readouterr().err
+
+    monkeypatch.chdir(out)
+    assert main(["data", "tm", "import", write.TRANSLATION_MEMORY_IMPORT, "--out", write.BUILD_OUT]) == 0
+    assert main(["data", "build", "--config", write.BUILD_CONFIG, "--no-progress"]) == 0
+    side_of_figure: dict[str, set[str]] = {}
+    kept = 0
+    for name in SPLITS:
+        for path in built_files(out / write.BUILD_OUT, name).files:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                kept += 1
+                if record["meta"]["source"] == PMC_VQA:
+                    side_of_figure.setdefault(record["image"], set()).add(name)
+    assert kept == sum(len(row["record_ids"]) for row in every_row), "every question is kept"
+    assert len(side_of_figure) == 80 and all(len(sides) == 1 for sides in side_of_figure.values())
+    assert {name for sides in side_of_figure.values() for name in sides} == {INSTRUCTION, TEST}
+
+
 def test_cli_defaults_are_the_generator_defaults():
     assert (synth_cli.DEFAULT_CAPTIONS, synth_cli.DEFAULT_CASES, synth_cli.DEFAULT_VQA) == (
         generate.DEFAULT_COUNTS.captions,

@@ -19,7 +19,7 @@ and it changes the pixels (it stays visible at 64x64). Real DICOM pictures of py
 installed, are added as PMC-OA figures (modality only).
 
 Files in OUT: pmc_oa/ (JSONL + images), pmc_case_report/ (two parquet shards + figures), pmc_vqa/
-(train.csv + figures, one per row), translation_memory.jsonl (the Chinese reference of every English
+(train.csv + figures), translation_memory.jsonl (the Chinese reference of every English
 text, for `qilin data tm import`), ground_truth.jsonl (modality, finding and answer of every row, for
 scoring per question type) and build.yaml (a build config; paths relative to OUT). Questions ask for
 the modality, whether there is a lesion, its side, region and size. The same seed and counts give
@@ -48,7 +48,16 @@ def register(commands) -> None:
         "--vqa",
         type=int,
         default=DEFAULT_VQA,
-        help=f"PMC-VQA questions, one figure each (default {DEFAULT_VQA})",
+        help=f"PMC-VQA figures (default {DEFAULT_VQA})",
+    )
+    parser.add_argument(
+        "--questions-per-figure",
+        type=int,
+        default=1,
+        metavar="K",
+        help="PMC-VQA questions about each figure, at most: distinct types its finding allows (modality "
+        "and presence always; side, region and size when it has a lesion, which half of them have); "
+        "each is a row of train.csv naming the figure (default 1: a question type drawn per figure)",
     )
     parser.add_argument(
         "--size",
@@ -71,7 +80,12 @@ def _run(args: argparse.Namespace) -> int:
     summary = synthesize(
         args.out,
         seed=args.seed,
-        counts=Counts(captions=args.captions, cases=args.cases, vqa=args.vqa),
+        counts=Counts(
+            captions=args.captions,
+            cases=args.cases,
+            vqa=args.vqa,
+            questions_per_figure=args.questions_per_figure,
+        ),
         size=args.size,
         real=not args.no_real,
         overwrite=args.overwrite,
@@ -80,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     world = summary.world
     print(
         f"{args.out}: {len(world.captions)} PMC-OA captions, {len(world.cases)} case reports, "
-        f"{len(world.vqa)} PMC-VQA questions, {summary.figures} figures, "
+        f"{len(world.vqa)} PMC-VQA questions about {len({row.figure.name for row in world.vqa})} figures, "
+        f"{summary.figures} pictures in all, "
         f"{summary.translation_pairs} translation pairs"
     )
     print(f"next: cd {args.out} && see build.yaml for the import and build commands")

@@ -58,6 +58,10 @@ def synthesize(
         raise DataError(f"--size {size}: pictures must be at least {MIN_SIZE} pixels wide")
     if min(counts.captions, counts.cases, counts.vqa) < 0:
         raise DataError("--captions, --cases and --vqa must be 0 or more")
+    if counts.questions_per_figure < 1:
+        raise DataError(
+            f"--questions-per-figure {counts.questions_per_figure}: ask at least 1 question a figure"
+        )
     _prepare_folder(out, overwrite)
     world = make_world(seed, counts, available_real_pictures() if real else [])
     figures = world.figures()

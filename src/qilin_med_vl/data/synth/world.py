@@ -9,11 +9,15 @@ the order in which pictures are drawn. Three sources, as the public datasets are
 - PMC-CaseReport: one row per case, one to three cases per article, one to three figures per case (all
   of one modality and finding, so the question holds for the concatenated picture); cases shown in
   several figures are not asked for a side, since the figures are placed side by side.
-- PMC-VQA: one row per figure, one to four figures per article, four choices per question.
+- PMC-VQA: one to four figures per article, four choices per question; one question per figure, or
+  several (`questions_per_figure`), each a row naming the figure, as the public release repeats a
+  figure for each of its questions.
 
-Question types are drawn uniformly, then a finding that lets the question be asked: side, region and
-size questions need a lesion; presence questions have one half of the time, so each answer is as common
-as the other.
+With one question per figure, its type is drawn uniformly, then a finding that lets the question be
+asked: side, region and size questions need a lesion; presence questions have one half of the time, so
+each answer is as common as the other. With several, the figure's finding comes first (a lesion half
+of the time, so presence answers stay balanced), then distinct types that finding allows: the modality
+and presence always, side, region and size when there is a lesion.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ CASE_REPORT_JOURNALS = ("crim", "jmcr", "ccr3", "pone")
 class Counts:
     captions: int
     cases: int
-    vqa: int
+    vqa: int  # PMC-VQA figures
+    questions_per_figure: int = 1  # PMC-VQA questions about each figure, at most
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,12 @@ class World:
     vqa: list[VqaRow] = field(default_factory=list)
 
     def figures(self) -> list[tuple[str, Figure]]:
-        """(source, figure) for every picture file of the world, in writing order."""
+        """(source, figure) for every picture file of the world, each once, in writing order."""
         found = [(PMC_OA, item.figure) for item in self.captions]
         found += [(PMC_CASE_REPORT, figure) for case in self.cases for figure in case.figures]
-        found += [(PMC_VQA, row.figure) for row in self.vqa]
+        found += list(
+            dict.fromkeys((PMC_VQA, row.figure) for row in self.vqa)
+        )  # a figure of several questions
         return found
 
 
@@ -220,29 +227,42 @@ def _cases(rng: random.Random, seed: int, count: int) -> list[CaseRow]:
     return rows
 
 
-def _vqa(rng: random.Random, seed: int, count: int) -> list[VqaRow]:
+def _several_questions(rng: random.Random, asked: int) -> list[tuple[str, Finding]]:
+    """(question type, finding) of up to `asked` questions about one figure: one finding, distinct types."""
+    finding = _lesion(rng) if rng.random() < 0.5 else NO_FINDING
+    allowed = [kind for kind in QUESTION_TYPES if finding.present or kind not in LESION_QUESTIONS]
+    return [(kind, finding) for kind in rng.sample(allowed, min(asked, len(allowed)))]
+
+
+def _vqa(rng: random.Random, seed: int, count: int, questions_per_figure: int) -> list[VqaRow]:
     rows = []
     for number, size in _articles(rng, PMC_VQA, count, 4):
         for figure_number in range(1, size + 1):
-            question_type = rng.choice(QUESTION_TYPES)
-            modality = rng.choice(MODALITIES)
-            finding = _finding_for(rng, question_type)
+            if questions_per_figure == 1:  # the draw order of worlds with one question per figure
+                question_type = rng.choice(QUESTION_TYPES)
+                modality = rng.choice(MODALITIES)
+                questions = [(question_type, _finding_for(rng, question_type))]
+            else:
+                modality = rng.choice(MODALITIES)
+                questions = _several_questions(rng, questions_per_figure)
             name = f"PMC{number}_F{figure_number}.png"
-            answer = texts.answer(question_type, modality, finding)
-            choices = [answer, *texts.wrong_choices(question_type, modality, finding)]
-            rng.shuffle(choices)
-            variant = rng.randrange(texts.variant_count(question_type))
-            rows.append(
-                VqaRow(
-                    index=len(rows),
-                    figure=Figure(name, modality, finding, render_seed(seed, name)),
-                    question_type=question_type,
-                    question=texts.question(question_type, modality, variant),
-                    answer=answer,
-                    choices=tuple(choices),
-                    answer_label=CHOICE_LETTERS[choices.index(answer)],
+            figure = Figure(name, modality, questions[0][1], render_seed(seed, name))
+            for question_type, finding in questions:
+                answer = texts.answer(question_type, modality, finding)
+                choices = [answer, *texts.wrong_choices(question_type, modality, finding)]
+                rng.shuffle(choices)
+                variant = rng.randrange(texts.variant_count(question_type))
+                rows.append(
+                    VqaRow(
+                        index=len(rows),
+                        figure=figure,
+                        question_type=question_type,
+                        question=texts.question(question_type, modality, variant),
+                        answer=answer,
+                        choices=tuple(choices),
+                        answer_label=CHOICE_LETTERS[choices.index(answer)],
+                    )
                 )
-            )
     return rows
 
 
@@ -253,5 +273,5 @@ def make_world(seed: int, counts: Counts, real: list[RealPicture] = ()) -> World
         seed=seed,
         captions=_captions(random.Random(f"{seed}/pmc_oa"), seed, counts.captions, list(real)),
         cases=_cases(random.Random(f"{seed}/pmc_case_report"), seed, counts.cases),
-        vqa=_vqa(random.Random(f"{seed}/pmc_vqa"), seed, counts.vqa),
+        vqa=_vqa(random.Random(f"{seed}/pmc_vqa"), seed, counts.vqa, counts.questions_per_figure),
     )
