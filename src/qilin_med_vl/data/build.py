@@ -202,7 +202,7 @@ class ImageWork:
 
 @dataclass
 class Batch:
-    """One batch of rows on its way through the build (see `Builder.run`)."""
+    """One batch of rows on its way through the build (see `Builder._pipeline`)."""
 
     rows: list[SourceRow]
     candidates: list[Candidate]
