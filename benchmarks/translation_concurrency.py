@@ -19,8 +19,9 @@ with the same memory. Every request of the resumed run whose text the killed run
 repeated (paid twice) request; the target is 0. (The endpoint prints the connection resets the killed
 build leaves behind: expected.)
 
-The build translates `batch_size` rows at a time (its config's key; the project's default is 64), between
-the batches' image work; the run measures the default and 1,024 (`--build-batch-sizes`).
+The build sends the texts of `batch_size` rows at a time (its config's key; the project's default is 64),
+each batch's before the batch ahead of it is written; the run measures the default and 1,024
+(`--build-batch-sizes`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ user message) a script lists behaviours consumed one per request; when the list 
 and then close unanswered, so a test can kill a client at a moment when every answered request is
 recorded by the client and no other request was paid for.
 
-Every request is logged (`requests`), with whether a 200 translation was sent for it (`answered`), and the
+On the wire it behaves as the servers in front of real models do: HTTP/1.1 keep-alive, Nagle's
+algorithm off (TCP_NODELAY), a listen backlog of 128. Every request is logged (`requests`), with whether a 200 translation was sent for it (`answered`), and the
 largest number of requests in flight at once is kept (`max_in_flight`). Every 200 answer reports `usage`
 (`usage_of`: a token per 4 characters, at least one), as a paying endpoint does.
 
@@ -87,6 +88,13 @@ def usage_of(prompt: str, completion: str) -> dict:
     }
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a client opens dozens at once; real
+    # servers queue hundreds (uvicorn 2048, nginx 511)
+    request_queue_size = 128
+
+
 class FakeChatServer:
     behaviours: tuple[str, ...] = BEHAVIOURS
 
@@ -110,8 +118,7 @@ class FakeChatServer:
         self._lock = threading.Lock()
         self._serve_before_hold: int | None = None  # requests still served before holding starts
         self._released = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
@@ -256,6 +263,9 @@ class FakeChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # as servers in front of real models do (TCP_NODELAY): with Nagle's algorithm, the body of
+            # each answer, written after its headers, waits for the client's delayed ACK, ~40 ms
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 server._handle(self)

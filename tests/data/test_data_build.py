@@ -17,6 +17,7 @@ from qilin_med_vl.cli import main
 from qilin_med_vl.data.build import build
 from qilin_med_vl.data.build_config import load_build_config, parse_build_config
 from qilin_med_vl.data.translation import Translation, TranslatorConfig
+from qilin_med_vl.data.translation.config import answered
 
 KEPT = "kept"
 # The fate of every candidate of the fixtures (see tests/data/fixtures): record id -> reason or KEPT.
@@ -278,6 +279,9 @@ class RecordingTranslator:
         self.blank = blank
         self.fail_after_batches = fail_after_batches
         self.closed = False
+
+    def submit_batch(self, texts):
+        return answered(self.translate_batch(texts))
 
     def translate_batch(self, texts):
         if self.fail_after_batches is not None and len(self.batches) >= self.fail_after_batches:

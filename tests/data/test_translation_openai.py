@@ -178,6 +178,35 @@ def test_concurrency_bound_is_respected_and_reached(tmp_path, api_key):
         assert server.max_in_flight == 3
 
 
+def test_batches_in_flight_together_share_one_concurrency_bound(tmp_path, api_key):
+    first = [f"Case {number}: the lesion in the left kidney measured {number} mm." for number in range(12)]
+    second = [f"Case {number}: the cyst in the right ovary measured {number} mm." for number in range(12)]
+    second.append(first[0])  # in both batches: asked once, the later batch waits for that answer
+    with fake.FakeChatServer(latency_s=0.05) as server:
+        translator = make_translator(_config(server, tmp_path, concurrency=3))
+        try:
+            futures = [translator.submit_batch(first), translator.submit_batch(second)]
+            results = [future.result() for future in futures]
+        finally:
+            translator.close()
+        assert server.max_in_flight == 3
+        assert set(server.requests_per_source().values()) == {1}
+    for texts, translations in zip([first, second], results, strict=True):
+        assert [translation.text for translation in translations] == [fake.fake_chinese(t) for t in texts]
+
+
+def test_a_fatal_answer_fails_its_own_batch_and_not_the_other_in_flight(tmp_path, api_key):
+    with fake.FakeChatServer({TEXTS[2]: ["401"]}, latency_s=0.02) as server:
+        translator = make_translator(_config(server, tmp_path))
+        try:
+            healthy, fatal = translator.submit_batch(TEXTS[:2]), translator.submit_batch(TEXTS[2:])
+            with pytest.raises(TranslationServiceError, match="HTTP 401"):
+                fatal.result()
+            assert [result.text for result in healthy.result()] == [fake.fake_chinese(t) for t in TEXTS[:2]]
+        finally:
+            translator.close()
+
+
 def test_glossary_is_sent_in_the_prompt_and_checked(tmp_path, api_key):
     glossary = tmp_path / "glossary.csv"
     glossary.write_text("english,chinese\nright upper lobe,右肺上叶\n", encoding="utf-8")

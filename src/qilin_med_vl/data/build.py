@@ -1,11 +1,14 @@
 """The ChiMed-VL build: stream source rows -> candidates -> filters -> images -> translation -> records.
 
 Rows are read one source after another (pmc_oa, pmc_case_report, pmc_vqa) and handled `batch_size`
-rows at a time: text filters, then image work (in `workers` processes, results in row order), then
-one `translate_batch` call for the batch's unique texts, then composition and writing. Memory stays
-flat in the number of rows: nothing but the current batch and a bounded cache of image results is
-held. Every candidate ends as one line of a stage file (kept) or of the dropped log (dropped), and is
-counted in the manifest, so per source and stage `kept + sum(dropped.values()) == read`.
+rows at a time: text filters, then image work (in `workers` processes), then one `submit_batch` of the
+batch's unique texts to the translator, then composition and writing, in row order. The batches are
+pipelined: while one batch waits for its translations and is written, the next batch's translation
+requests are already in flight and the image work of the one after is already with the workers
+(`LOOKAHEAD`), so neither the workers nor the translation service wait for the main process. Memory
+stays flat in the number of rows: nothing but those few batches and a bounded cache of image results
+is held. Every candidate ends as one line of a stage file (kept) or of the dropped log (dropped), and
+is counted in the manifest, so per source and stage `kept + sum(dropped.values()) == read`.
 
 Held-out split: with `split: {test: F}` a fraction F of PMC articles (by article id, see data/split.py)
 goes to the `test` files instead of the stage files, so no article is on both sides; those records
@@ -42,22 +45,22 @@ import json
 import multiprocessing
 import os
 import sys
-from collections import OrderedDict
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
 from qilin_med_vl.data import records
 from qilin_med_vl.data.build_config import BuildConfig
-from qilin_med_vl.data.composite import ImageOutcome, ImageTask, prepare_images
+from qilin_med_vl.data.composite import ImageOutcome, ImageTask, prepare_image_tasks
 from qilin_med_vl.data.filters import check_texts
 from qilin_med_vl.data.records import SOURCE_STAGES, Candidate, Decision, SourceRow
 from qilin_med_vl.data.sources import HEADER_CHECKS, READERS, expand_globs
 from qilin_med_vl.data.split import is_held_out
 from qilin_med_vl.data.templates import compose, load_prompt_pools, needed_fields
-from qilin_med_vl.data.translation import Translator, make_translator
+from qilin_med_vl.data.translation import Translation, Translator, make_translator
 from qilin_med_vl.errors import DataError, QilinError
 from qilin_med_vl.llava_format import (
     IMAGES_DIR,
@@ -71,6 +74,8 @@ from qilin_med_vl.llava_format import (
 
 IMAGE_CACHE_ENTRIES = 4096  # recent image results kept: PMC-VQA asks several questions per figure
 CHUNKS_PER_WORKER = 4  # image tasks of a batch are sent to each worker in about this many chunks
+# batches whose translations are in flight while one is written; the image work runs one batch further
+LOOKAHEAD = 1
 
 
 @dataclass(frozen=True)
@@ -155,13 +160,104 @@ def read_rows(config: BuildConfig, limit: int | None = None) -> Iterator[SourceR
         yield from islice(READERS[name](files), limit)
 
 
-def _row_key(row: SourceRow) -> tuple[str, int]:
-    return row.source, row.index
+def _image_key(row: SourceRow) -> tuple[str, tuple[str, ...]]:
+    """What decides a row's image outcome: rows naming the same pictures share it."""
+    return row.source, row.images
 
 
 def _batched(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
     while batch := list(islice(rows, size)):
         yield batch
+
+
+class InlineExecutor(Executor):
+    """Runs each task in the calling process as it is submitted (`--workers 1`): no pickling, no pool."""
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as error:
+            future.set_exception(error)  # raised where the result is read, as a pool's would be
+        return future
+
+
+class ImageWork:
+    """The image outcomes of some image keys, computed by one task of the executor."""
+
+    def __init__(self, keys: list[tuple], future: Future) -> None:
+        self.keys = keys
+        self.future = future
+        self._outcomes: dict[tuple, ImageOutcome] | None = None
+
+    def outcomes(self) -> dict[tuple, ImageOutcome]:
+        """Waits for the task."""
+        if self._outcomes is None:
+            self._outcomes = dict(zip(self.keys, self.future.result(), strict=True))
+        return self._outcomes
+
+    def outcome(self, key: tuple) -> ImageOutcome:
+        return self.outcomes()[key]
+
+
+@dataclass
+class Batch:
+    """One batch of rows on its way through the build (see `Builder._pipeline`)."""
+
+    rows: list[SourceRow]
+    candidates: list[Candidate]
+    decisions: dict[int, Decision]  # by candidate position; the rest are still to decide
+    # by image key, for the rows the text filters kept: outcomes known, and work still to read back
+    image_outcomes: dict[tuple, ImageOutcome] = field(default_factory=dict)
+    images: dict[tuple, ImageWork] = field(default_factory=dict)
+    images_sent: list[ImageWork] = field(default_factory=list)  # this batch's own part of `images`
+    texts: list[str] = field(default_factory=list)  # unique texts sent to the translator, in order
+    translations: Future[list[Translation]] | None = None
+
+    @property
+    def decided(self) -> list[Decision]:
+        """One decision per candidate, in row then stage order (once every candidate is decided)."""
+        return [self.decisions[position] for position in range(len(self.candidates))]
+
+
+class ShardFiles:
+    """The shard's stage files and dropped log, written under `.partial` names until `complete()`."""
+
+    def __init__(self, stage_paths: dict[str, Path], dropped_path: Path) -> None:
+        self.stage_paths = stage_paths
+        self.dropped_path = dropped_path
+        self.partial = {
+            path: path.with_name(path.name + ".partial") for path in [*stage_paths.values(), dropped_path]
+        }
+        self.handles = {
+            path: open(partial, "w", encoding="utf-8", newline="\n") for path, partial in self.partial.items()
+        }
+
+    def write(self, decision: Decision, held_out: bool) -> None:
+        if decision.kept:
+            split = TEST if held_out else decision.candidate.stage
+            self.handles[self.stage_paths[split]].write(
+                json.dumps(decision.record, ensure_ascii=False) + "\n"
+            )
+            return
+        entry = {
+            "id": decision.candidate.record_id,
+            "source": decision.candidate.row.source,
+            "stage": decision.candidate.stage,
+            "reason": decision.reason,
+            "detail": decision.detail,
+            "location": decision.candidate.row.location,
+        }
+        self.handles[self.dropped_path].write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def complete(self) -> None:
+        """Give the closed files their final names (a killed build leaves only `.partial` files)."""
+        for final, temporary in self.partial.items():
+            os.replace(temporary, final)
 
 
 class Builder:
@@ -176,9 +272,11 @@ class Builder:
         limit: int | None = None,
         progress: bool = True,
         translator: Translator | None = None,
+        executor: Executor | None = None,
     ):
         self.config = config
         self.translator = translator  # None: made from config.translator, and closed at the end
+        self.executor = executor  # None: `workers` processes (or this one), shut down at the end
         self.out = out
         self.shard = shard
         self.workers = max(1, workers)
@@ -188,70 +286,98 @@ class Builder:
         self.counts = Counts()
         self.rows_read = dict.fromkeys(config.sources, 0)  # source rows (a CaseReport row feeds two stages)
         self.image_cache: OrderedDict[tuple, ImageOutcome] = OrderedDict()
+        # image work submitted and not yet read back: a later batch naming the same pictures shares it,
+        # so no two tasks ever prepare (and write) the same picture at once
+        self.images_in_flight: dict[tuple, ImageWork] = {}
 
     # -- per batch -------------------------------------------------------------------------------
     def _fields(self, candidate: Candidate) -> tuple[str, ...]:
         return needed_fields(candidate, self.config.vqa_format, self.config.case_report_alignment_fields)
 
-    def _image_outcomes(
-        self, rows: list[SourceRow], executor: Executor | None
-    ) -> dict[tuple[str, int], ImageOutcome]:
-        """Image verdict (and written picture) for each row index, cached across batches."""
-        outcomes: dict[tuple[str, int], ImageOutcome] = {}
-        tasks: list[tuple[tuple[str, int], tuple, ImageTask]] = []
+    def _start(self, rows: list[SourceRow], executor: Executor) -> Batch:
+        """Text filters, then the image work of the rows they kept, submitted: nothing is waited for."""
+        candidates = [Candidate(row, stage) for row in rows for stage in SOURCE_STAGES[row.source]]
+        batch = Batch(rows, candidates, self._filter_texts(candidates))
+        undecided = [c.row for position, c in enumerate(candidates) if position not in batch.decisions]
+        self._submit_images(batch, undecided, executor)
+        return batch
+
+    def _submit_images(self, batch: Batch, rows: list[SourceRow], executor: Executor) -> None:
+        """Each row's image outcome: cached, shared with work already in flight, or sent now in chunks."""
+        tasks: dict[tuple, ImageTask] = {}
         for row in rows:
-            key = (row.source, row.images)
+            key = _image_key(row)
+            if key in batch.image_outcomes or key in batch.images or key in tasks:
+                continue
             if key in self.image_cache:
                 self.image_cache.move_to_end(key)
-                outcomes[_row_key(row)] = self.image_cache[key]
-                continue
-            task = ImageTask(
-                source=row.source,
-                names=row.images,
-                image_root=str(self.config.sources[row.source].images),
-                images_out=str(self.out / "images"),
-                settings=self.config.images,
-            )
-            tasks.append((_row_key(row), key, task))
-        unique: dict[tuple, ImageTask] = {}
-        for _, key, task in tasks:
-            unique.setdefault(key, task)
-        keys = list(unique)
-        if executor is None or len(keys) < 2:
-            results = [prepare_images(unique[key]) for key in keys]
-        else:
-            # a few chunks per worker: one task per record spends its time on pickling round trips
-            chunk = max(1, len(keys) // (CHUNKS_PER_WORKER * self.workers))
-            results = list(executor.map(prepare_images, [unique[key] for key in keys], chunksize=chunk))
-        fresh = dict(zip(keys, results, strict=True))
-        for index, key, _ in tasks:
-            outcomes[index] = fresh[key]
-        for key, outcome in fresh.items():
-            self.image_cache[key] = outcome
-            if len(self.image_cache) > IMAGE_CACHE_ENTRIES:
-                self.image_cache.popitem(last=False)
-        return outcomes
+                batch.image_outcomes[key] = self.image_cache[key]
+            elif key in self.images_in_flight:
+                batch.images[key] = self.images_in_flight[key]
+            else:
+                tasks[key] = ImageTask(
+                    source=row.source,
+                    names=row.images,
+                    image_root=str(self.config.sources[row.source].images),
+                    images_out=str(self.out / "images"),
+                    settings=self.config.images,
+                )
+        for keys in self._chunks(list(tasks)):
+            work = ImageWork(keys, executor.submit(prepare_image_tasks, [tasks[key] for key in keys]))
+            batch.images_sent.append(work)
+            for key in keys:
+                batch.images[key] = self.images_in_flight[key] = work
 
-    def _decide_batch(
-        self, rows: list[SourceRow], translator: Translator, executor: Executor | None
-    ) -> list[Decision]:
-        """One decision per candidate of `rows`, in row then stage order."""
-        candidates = [Candidate(row, stage) for row in rows for stage in SOURCE_STAGES[row.source]]
-        decisions = self._filter_texts(candidates)  # by candidate position
-        undecided = {_row_key(c.row) for position, c in enumerate(candidates) if position not in decisions}
-        image_outcomes = self._image_outcomes([row for row in rows if _row_key(row) in undecided], executor)
-        for position, candidate in enumerate(candidates):
-            if position not in decisions:
-                outcome = image_outcomes[_row_key(candidate.row)]
+    def _chunks(self, keys: list[tuple]) -> list[list[tuple]]:
+        # a few chunks per worker: one task per record spends its time on pickling round trips
+        size = len(keys) // (CHUNKS_PER_WORKER * self.workers) if self.workers > 1 else len(keys)
+        size = max(1, size)
+        return [keys[start : start + size] for start in range(0, len(keys), size)]
+
+    def _submit_translation(self, batch: Batch, translator: Translator) -> None:
+        """Waits for the batch's image work, drops what it refuses, and sends the rest's texts."""
+        for key, work in batch.images.items():
+            batch.image_outcomes[key] = work.outcome(key)
+        self._remember_images(batch.images_sent)
+        for position, candidate in enumerate(batch.candidates):
+            if position not in batch.decisions:
+                outcome = batch.image_outcomes[_image_key(candidate.row)]
                 if outcome.reason is not None:
-                    decisions[position] = Decision(candidate, reason=outcome.reason, detail=outcome.detail)
-        pending = [(position, c) for position, c in enumerate(candidates) if position not in decisions]
-        translated = self._translate(pending, translator)
-        for position, candidate in pending:
-            decisions[position] = self._compose(
-                candidate, translated, image_outcomes[_row_key(candidate.row)]
-            )
-        return [decisions[position] for position in range(len(candidates))]
+                    batch.decisions[position] = Decision(
+                        candidate, reason=outcome.reason, detail=outcome.detail
+                    )
+        batch.texts = self._texts(batch)
+        if batch.texts:
+            batch.translations = translator.submit_batch(batch.texts)
+
+    def _remember_images(self, sent: list[ImageWork]) -> None:
+        for work in sent:
+            for key, outcome in work.outcomes().items():
+                if self.images_in_flight.get(key) is work:
+                    del self.images_in_flight[key]
+                self.image_cache[key] = outcome
+                if len(self.image_cache) > IMAGE_CACHE_ENTRIES:
+                    self.image_cache.popitem(last=False)
+
+    def _texts(self, batch: Batch) -> list[str]:
+        """The unique non-empty texts of the batch's undecided candidates, in order."""
+        texts: dict[str, None] = {}
+        for position, candidate in enumerate(batch.candidates):
+            if position not in batch.decisions:
+                for name in self._fields(candidate):
+                    if candidate.row.texts.get(name):
+                        texts.setdefault(candidate.row.texts[name])
+        return list(texts)
+
+    def _finish(self, batch: Batch) -> Batch:
+        """Waits for the batch's translations and decides what is left: the batch is then `decided`."""
+        translations = batch.translations.result() if batch.translations is not None else []
+        translated = dict(zip(batch.texts, translations, strict=True))
+        for position, candidate in enumerate(batch.candidates):
+            if position not in batch.decisions:
+                image = batch.image_outcomes[_image_key(candidate.row)]
+                batch.decisions[position] = self._compose(candidate, translated, image)
+        return batch
 
     def _filter_texts(self, candidates: list[Candidate]) -> dict[int, Decision]:
         decisions = {}
@@ -265,16 +391,6 @@ class Builder:
             if verdict is not None:
                 decisions[position] = Decision(candidate, reason=verdict[0], detail=verdict[1])
         return decisions
-
-    def _translate(self, pending: list[tuple[int, Candidate]], translator: Translator) -> dict:
-        """English text -> Translation for the batch: one call, unique non-empty texts in order."""
-        texts: dict[str, None] = {}
-        for _, candidate in pending:
-            for name in self._fields(candidate):
-                if candidate.row.texts.get(name):
-                    texts.setdefault(candidate.row.texts[name])
-        translations = translator.translate_batch(list(texts)) if texts else []
-        return dict(zip(texts, translations, strict=True))
 
     def _compose(self, candidate: Candidate, translated: dict, image: ImageOutcome) -> Decision:
         chinese: dict[str, str] = {}
@@ -316,17 +432,15 @@ class Builder:
         (self.out / IMAGES_DIR).mkdir(exist_ok=True)
         suffix = self.shard.suffix
         splits = SPLITS if self.config.test_fraction > 0 else STAGES
-        stage_paths = {split: self.out / shard_file_name(split, suffix) for split in splits}
-        dropped_path = self.out / f"dropped-{suffix}.jsonl"
-        partial = {
-            path: path.with_name(path.name + ".partial") for path in [*stage_paths.values(), dropped_path]
-        }
-        handles = {path: open(partial[path], "w", encoding="utf-8", newline="\n") for path in partial}
+        files = ShardFiles(
+            {split: self.out / shard_file_name(split, suffix) for split in splits},
+            self.out / f"dropped-{suffix}.jsonl",
+        )
         translator = self.translator or make_translator(self.config.translator_config(self.out))
-        executor = (
+        executor = self.executor or (
             ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             if self.workers > 1
-            else None
+            else InlineExecutor()
         )
         rows = (row for row in read_rows(self.config, self.limit) if self.shard.holds(row))
         bar = tqdm(
@@ -338,52 +452,59 @@ class Builder:
             mininterval=0.5,
         )
         try:
-            for batch in _batched(rows, self.config.batch_size):
-                for decision in self._decide_batch(batch, translator, executor):
-                    held_out = decision.kept and is_held_out(
-                        decision.candidate.row, self.config.test_fraction
-                    )
-                    self.counts.add(decision, held_out)
-                    if decision.kept:
-                        line = json.dumps(decision.record, ensure_ascii=False)
-                        split = TEST if held_out else decision.candidate.stage
-                        handles[stage_paths[split]].write(line + "\n")
-                    else:
-                        handles[dropped_path].write(
-                            json.dumps(
-                                {
-                                    "id": decision.candidate.record_id,
-                                    "source": decision.candidate.row.source,
-                                    "stage": decision.candidate.stage,
-                                    "reason": decision.reason,
-                                    "detail": decision.detail,
-                                    "location": decision.candidate.row.location,
-                                },
-                                ensure_ascii=False,
-                            )
-                            + "\n"
-                        )
-                for row in batch:
-                    self.rows_read[row.source] += 1
-                bar.update(len(batch))
+            for batch in self._pipeline(rows, executor, translator):
+                self._write(batch, files)
+                bar.update(len(batch.rows))
                 bar.set_postfix(kept=self.counts.kept, dropped=self.counts.dropped, refresh=False)
         finally:
             bar.close()
-            for handle in handles.values():
-                handle.close()
-            if executor is not None:
-                executor.shutdown()
+            files.close()
+            if self.executor is None:
+                # an interrupted build leaves work queued for later batches: drop it, do not wait for it
+                executor.shutdown(cancel_futures=True)
             if self.translator is None:
                 translator.close()
-        for final, temporary in partial.items():
-            os.replace(temporary, final)
-        manifest = self.manifest({stage: path.name for stage, path in stage_paths.items()}, dropped_path.name)
+        files.complete()
+        manifest = self.manifest(
+            {stage: path.name for stage, path in files.stage_paths.items()}, files.dropped_path.name
+        )
         if self.shard.count == 1:
             write_json(self.out / MANIFEST_FILE, manifest)
         else:
             write_json(self.out / f"manifest-{suffix}.json", manifest)
             merge_shard_manifests(self.out, self.shard.count)
         return manifest
+
+    def _pipeline(
+        self, rows: Iterator[SourceRow], executor: Executor, translator: Translator
+    ) -> Iterator[Batch]:
+        """The batches in order, each with its translations read back.
+
+        A batch is started (filters; image work sent), then translated (image outcomes read; texts
+        sent), then finished (translations read). A new batch is started before the one before it is
+        translated, and that before the oldest is handed out, so `LOOKAHEAD` batches' requests are in
+        flight, and one more batch's image work is queued, while the caller writes.
+        """
+        pipeline: deque[Batch] = deque()
+        for rows_of_batch in _batched(rows, self.config.batch_size):
+            pipeline.append(self._start(rows_of_batch, executor))
+            if len(pipeline) > 1:
+                self._submit_translation(pipeline[-2], translator)
+            if len(pipeline) > LOOKAHEAD + 1:
+                yield self._finish(pipeline.popleft())
+        if pipeline:
+            self._submit_translation(pipeline[-1], translator)
+        while pipeline:
+            yield self._finish(pipeline.popleft())
+
+    def _write(self, batch: Batch, files: ShardFiles) -> None:
+        """Count the batch's decisions and write each as a record or a dropped line; tally its rows."""
+        for decision in batch.decided:
+            held_out = decision.kept and is_held_out(decision.candidate.row, self.config.test_fraction)
+            self.counts.add(decision, held_out)
+            files.write(decision, held_out)
+        for row in batch.rows:
+            self.rows_read[row.source] += 1
 
     def manifest(self, stage_files: dict[str, str], dropped_file: str) -> dict:
         sources = {}
@@ -474,10 +595,13 @@ def build(
     limit: int | None = None,
     progress: bool = True,
     translator: Translator | None = None,
+    executor: Executor | None = None,
 ) -> dict:
     """Build one shard of the dataset into `out`; returns its manifest.
 
     `translator`: an already made translator (the caller closes it); by default one is made from
     `config.translator` with `make_translator` and closed when the build ends.
+    `executor`: where the image work runs (the caller shuts it down; `workers` still sets how many
+    chunks a batch's work is cut into); by default `workers` processes, or this process for 1.
     """
-    return Builder(config, out, shard, workers, limit, progress, translator).run()
+    return Builder(config, out, shard, workers, limit, progress, translator, executor).run()

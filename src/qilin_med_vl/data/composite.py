@@ -114,6 +114,11 @@ def prepare_images(task: ImageTask) -> ImageOutcome:
     return ImageOutcome(path=str(output), layout=layout)
 
 
+def prepare_image_tasks(tasks: list[ImageTask]) -> list[ImageOutcome]:
+    """`prepare_images` of each task, in order: one round trip to a worker for several rows."""
+    return [prepare_images(task) for task in tasks]
+
+
 def choose_layout(sizes: list[tuple[int, int]]) -> str:
     """Horizontal or vertical concatenation of images with these (width, height) sizes.
 

@@ -4,9 +4,15 @@ PNG/JPEG/TIFF (`raster`), DICOM files and series folders (`dicom`, `dicom_series
 (`nifti`), display windows (`windows`), and every reason an image is refused (`reasons`).
 """
 
-from qilin_med_vl.imaging.raster import open_image
-from qilin_med_vl.imaging.reasons import ImageRejected
-from qilin_med_vl.imaging.study import Study, load_study
-from qilin_med_vl.imaging.windows import WINDOW_PRESETS
+from qilin_med_vl.lazy import lazy_exports
 
-__all__ = ["WINDOW_PRESETS", "ImageRejected", "Study", "load_study", "open_image"]
+# loaded on first use: the builder's image workers need `raster` alone, not numpy and the volume readers
+_EXPORTS = {
+    "WINDOW_PRESETS": "windows",
+    "ImageRejected": "reasons",
+    "Study": "study",
+    "load_study": "study",
+    "open_image": "raster",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

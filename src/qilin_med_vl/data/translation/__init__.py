@@ -1,6 +1,7 @@
 """English→Chinese translation of dataset texts, for the builder: settings, backends, memory, checks.
 
-The builder calls `make_translator(config).translate_batch(texts)`; `qilin data tm` moves pairs in and
+The builder calls `make_translator(config).submit_batch(texts)`, a batch at a time, the next one sent before
+the current one is read back; `qilin data tm` moves pairs in and
 out of the translation memory.
 """
 

@@ -1,8 +1,10 @@
 """The translator's settings and its interface: `TranslatorConfig`, `Translator`, `Translation`.
 
-`translate_batch` returns one `Translation` per input text, in order. A translation that fails its
-quality checks has `text=None` and a `reason` code that the builder records in the manifest (codes:
-reasons.py). docs/translation.md is the user's guide.
+`submit_batch` starts translating a batch and returns at once, with a future of one `Translation` per
+input text, in order; several batches may be in flight together (the builder keeps the next batch's
+requests running while it writes the current one). `translate_batch` is the same, waited for. A
+translation that fails its quality checks has `text=None` and a `reason` code that the builder records
+in the manifest (codes: reasons.py). docs/translation.md is the user's guide.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,9 +63,23 @@ def needs_translation(text: str) -> bool:
 
 
 class Translator(Protocol):
-    def translate_batch(self, texts: Sequence[str]) -> list[Translation]: ...
+    def submit_batch(self, texts: Sequence[str]) -> Future[list[Translation]]:
+        """Start translating `texts`; the future gives one Translation per text, in order (or the error
+        that stops the run)."""
+        ...
+
+    def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
+        """`submit_batch(texts)`, waited for."""
+        ...
 
     def close(self) -> None: ...
+
+
+def answered(translations: list[Translation]) -> Future[list[Translation]]:
+    """An already completed `submit_batch` future, for backends that answer without waiting."""
+    future: Future[list[Translation]] = Future()
+    future.set_result(translations)
+    return future
 
 
 def _type_problems(config: TranslatorConfig) -> list[str]:

@@ -10,12 +10,14 @@ and an optional glossary (glossary.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from qilin_med_vl.data.translation.config import (
     DEFAULT_MODEL,
     Translation,
     Translator,
     TranslatorConfig,
+    answered,
     needs_translation,
     validate_config,
 )
@@ -24,6 +26,9 @@ from qilin_med_vl.data.translation.reasons import NOT_IN_MEMORY
 
 class KeepSourceTranslator:
     """Backend `none`: returns each text unchanged (builds without a translation service)."""
+
+    def submit_batch(self, texts: Sequence[str]) -> Future[list[Translation]]:
+        return answered(self.translate_batch(texts))
 
     def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
         return [Translation(source=text, text=text) for text in texts]
@@ -37,6 +42,9 @@ class MemoryOnlyTranslator:
 
     def __init__(self, memory, model: str, prompt_version: str):
         self.memory, self.model, self.prompt_version = memory, model, prompt_version
+
+    def submit_batch(self, texts: Sequence[str]) -> Future[list[Translation]]:
+        return answered(self.translate_batch(texts))
 
     def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
         results = []

@@ -79,8 +79,8 @@ class TranslationMemory:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # autocommit: each write is its own transaction, durable as soon as the call returns
-            # check_same_thread off: the translator reads from the caller's thread and writes from its
-            # loop thread, never both at once
+            # check_same_thread off: the openai translator opens it in the caller's thread, uses it only
+            # from its loop thread, and closes it from the caller's thread once that loop has stopped
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

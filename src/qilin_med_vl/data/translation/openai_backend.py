@@ -1,8 +1,11 @@
 """Backend `openai`: English→Chinese through any OpenAI-compatible POST {base_url}/chat/completions.
 
-One `translate_batch` call runs its texts concurrently on an asyncio loop the translator owns, in a
-thread of its own (so the caller may be sync code, a worker thread or a notebook with its own running
-loop), with at most `concurrency` requests in flight. Per text:
+A batch (`submit_batch`, or `translate_batch`, which waits for it) runs its texts concurrently on an
+asyncio loop the translator owns, in a thread of its own (so the caller may be sync code, a worker
+thread or a notebook with its own running loop). Several batches may be in flight at once: they share
+one bound of `concurrency` requests in flight, for the whole translator, and a text that an earlier
+batch is still asking for is not asked again (the later batch waits for that answer). Everything the
+translator does with the memory happens on that loop's thread. Per text:
 1. the translation memory answers if it can (no request);
 2. otherwise the model is asked; 429, 408, 409, 5xx, timeouts, connection errors and malformed bodies
    are retried with exponential backoff (jittered, `Retry-After` honoured, capped) up to `max_retries`
@@ -27,7 +30,9 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 
@@ -105,51 +110,46 @@ class OpenAITranslator:
             length_check_min_chars=config.length_check_min_chars,
         )
         self._jitter = random.Random()
+        # The bound on requests in flight is a set of `concurrency` clients of one connection each, for
+        # every batch alike (a bound per batch would let two batches send twice as many). Not one client
+        # of `concurrency` connections: httpx's pool checks each of its connections with system calls
+        # on every request, which at 32 connections cost more CPU per request than the request itself.
+        self._idle_clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._clients: list[httpx.AsyncClient] = []
+        self._ssl_context = None  # made with the first client, shared by all (making one takes ~50 ms)
+        self._asking: dict[str, asyncio.Task] = {}  # source text -> the task asking for it, while it runs
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
             target=self._loop.run_forever, name="translator-loop", daemon=True
         )
         self._loop_thread.start()
-        self._client: httpx.AsyncClient | None = None
         self._closed = False
 
     # --- the Translator protocol ---------------------------------------------------------------------
-    def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
+    def submit_batch(self, texts: Sequence[str]) -> Future[list[Translation]]:
         if self._closed:
-            raise RuntimeError("translate_batch called on a closed translator")
-        results: dict[str, Translation] = {}
-        pending: list[tuple[str, RecordedFailure | None]] = []
-        for source in dict.fromkeys(texts):
-            known = self._known(source)
-            if known is not None:
-                results[source] = known
-            else:
-                failure = self._memory.failure(self.model, self.prompt_version, source)
-                pending.append((source, failure if failure is not None and failure.attempts == 1 else None))
-        if pending:
-            results.update(self._run(self._translate_all(pending)))
-        return [results[text] for text in texts]
+            raise RuntimeError("submit_batch called on a closed translator")
+        return asyncio.run_coroutine_threadsafe(self._translate_batch(list(texts)), self._loop)
+
+    def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
+        future = self.submit_batch(texts)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # an interrupt here cancels the batch's requests
+            raise
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            self._run(self._shutdown())
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join()
             self._loop.close()
             self._memory.close()
-
-    def _run(self, coroutine):
-        """Run `coroutine` on the translator's loop and wait for it; an interrupt here cancels it."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
 
     async def _shutdown(self) -> None:
         # requests left running by an interrupted batch: cancel them (their answers were never received)
@@ -157,8 +157,8 @@ class OpenAITranslator:
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     # --- memory --------------------------------------------------------------------------------------
     def _known(self, source: str) -> Translation | None:
@@ -176,27 +176,50 @@ class OpenAITranslator:
             return Translation(source=source, text=None, reason=failure.reason)
         return None
 
+    def _pending_retry(self, source: str) -> RecordedFailure | None:
+        """A first answer that failed its check, remembered: only the retry with the reason is left to ask."""
+        failure = self._memory.failure(self.model, self.prompt_version, source)
+        return failure if failure is not None and failure.attempts == 1 else None
+
     # --- one batch -----------------------------------------------------------------------------------
-    async def _translate_all(
-        self, pending: list[tuple[str, RecordedFailure | None]]
+    async def _translate_batch(self, texts: list[str]) -> list[Translation]:
+        results: dict[str, Translation] = {}
+        started: list[asyncio.Task] = []  # texts this batch asks for
+        joined: list[asyncio.Task] = []  # texts an earlier batch still in flight is asking for
+        for source in dict.fromkeys(texts):
+            if source in self._asking:
+                joined.append(self._asking[source])
+                continue
+            known = self._known(source)
+            if known is not None:
+                results[source] = known
+            else:
+                started.append(self._start(source))
+        if started or joined:
+            results.update(await self._answers(started, joined))
+        return [results[text] for text in texts]
+
+    def _start(self, source: str) -> asyncio.Task:
+        task = asyncio.ensure_future(self._translate_one(source, self._pending_retry(source)))
+        self._asking[source] = task
+        task.add_done_callback(partial(self._forget, source))
+        return task
+
+    def _forget(self, source: str, task: asyncio.Task) -> None:
+        if self._asking.get(source) is task:
+            del self._asking[source]
+
+    async def _answers(
+        self, started: list[asyncio.Task], joined: list[asyncio.Task]
     ) -> dict[str, Translation]:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self._config.timeout_s),
-                limits=httpx.Limits(max_connections=self._config.concurrency),
-                headers={"Authorization": f"Bearer {self._api_key}"},
-            )
-        in_flight = asyncio.Semaphore(self._config.concurrency)
-        tasks = [
-            asyncio.ensure_future(self._translate_one(source, prior, in_flight)) for source, prior in pending
-        ]
+        # shielded: a batch that stops does not cancel what an earlier batch is asking for
         try:
-            translations = await asyncio.gather(*tasks)
+            translations = await asyncio.gather(*started, *(asyncio.shield(task) for task in joined))
         except BaseException:
             # one text hit a fatal error (or the run was interrupted): stop the others, then re-raise
-            for task in tasks:
+            for task in started:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*started, return_exceptions=True)
             raise
         unreachable = sum(translation.reason == UNREACHABLE for translation in translations)
         if unreachable:
@@ -208,12 +231,10 @@ class OpenAITranslator:
             )
         return {translation.source: translation for translation in translations}
 
-    async def _translate_one(
-        self, source: str, prior: RecordedFailure | None, in_flight: asyncio.Semaphore
-    ) -> Translation:
+    async def _translate_one(self, source: str, prior: RecordedFailure | None) -> Translation:
         matches = self._glossary.matches(source) if self._glossary is not None else []
         if prior is None:
-            answer = await self._ask(translation_messages(source, matches), in_flight)
+            answer = await self._ask(translation_messages(source, matches))
             if isinstance(answer, str):
                 return self._drop(source, answer)
             failure = self._check(source, answer)
@@ -228,7 +249,7 @@ class OpenAITranslator:
             rejected_output = prior.output
 
         self.stats.check_retries += 1
-        answer = await self._ask(translation_messages(source, matches, rejected_output, failure), in_flight)
+        answer = await self._ask(translation_messages(source, matches, rejected_output, failure))
         if isinstance(answer, str):
             return self._drop(source, answer)
         second_failure = self._check(source, answer)
@@ -260,21 +281,22 @@ class OpenAITranslator:
         return Translation(source=source, text=None, reason=reason)
 
     # --- one request, with transient retries ---------------------------------------------------------
-    async def _ask(self, messages: list[dict[str, str]], in_flight: asyncio.Semaphore) -> _Answer | str:
+    async def _ask(self, messages: list[dict[str, str]]) -> _Answer | str:
         """The model's answer, the drop reason when the service never gives one, or UNREACHABLE."""
         payload: dict = {"model": self.model, "messages": messages, "temperature": self._config.temperature}
         if self._config.max_tokens is not None:
             payload["max_tokens"] = self._config.max_tokens
-        assert self._client is not None
         answered = False  # any HTTP response at all, even an error status
         for attempt in range(self._config.max_retries + 1):
             retry_after: float | None = None
-            async with in_flight:
-                self.stats.requests += 1
-                try:
-                    response = await self._client.post(self.url, json=payload)
-                except (httpx.TimeoutException, httpx.TransportError):
-                    response = None
+            client = await self._take_client()
+            self.stats.requests += 1
+            try:
+                response = await client.post(self.url, json=payload)
+            except (httpx.TimeoutException, httpx.TransportError):
+                response = None
+            finally:
+                self._idle_clients.put_nowait(client)
             if response is not None:
                 answered = True
                 if response.status_code == 200:
@@ -295,6 +317,22 @@ class OpenAITranslator:
                 self.stats.transient_retries += 1
                 await asyncio.sleep(self._backoff_seconds(attempt, retry_after))
         return reasons.REQUEST_FAILED if answered else UNREACHABLE
+
+    async def _take_client(self) -> httpx.AsyncClient:
+        """A client for one request: an idle one, a new one while fewer than `concurrency` exist, or the
+        next one given back."""
+        if self._idle_clients.empty() and len(self._clients) < self._config.concurrency:
+            if self._ssl_context is None:
+                self._ssl_context = httpx.create_ssl_context()
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self._config.timeout_s),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                headers={"Authorization": f"Bearer {self._api_key}"},
+                verify=self._ssl_context,
+            )
+            self._clients.append(client)
+            return client
+        return await self._idle_clients.get()
 
     def _backoff_seconds(self, attempt: int, retry_after: float | None) -> float:
         delay = self._config.retry_backoff_s * (2**attempt) * self._jitter.uniform(0.5, 1.0)
