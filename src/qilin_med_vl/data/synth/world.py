@@ -45,6 +45,7 @@ from qilin_med_vl.data.synth.real import RealPicture
 from qilin_med_vl.data.synth.texts import Bilingual
 
 LESION_SHARE = 0.6  # share of figures with a lesion when the question does not decide it
+BALANCED_SHARE = 0.5  # share with a lesion where presence is asked: "yes" as common as "no"
 PREFIX_SHARE = 0.3  # share of case-report questions (and, separately, answers) written with Q: / A:
 FIGURES_PER_CASE_WEIGHTS = (0.6, 0.25, 0.15)  # one, two, three figures
 # first article number of each source: PMC ids of different sources never collide
@@ -125,9 +126,8 @@ class World:
         """(source, figure) for every picture file of the world, each once, in writing order."""
         found = [(PMC_OA, item.figure) for item in self.captions]
         found += [(PMC_CASE_REPORT, figure) for case in self.cases for figure in case.figures]
-        found += list(
-            dict.fromkeys((PMC_VQA, row.figure) for row in self.vqa)
-        )  # a figure of several questions
+        # a PMC-VQA figure asked several questions is one file
+        found += list(dict.fromkeys((PMC_VQA, row.figure) for row in self.vqa))
         return found
 
 
@@ -144,7 +144,7 @@ def _lesion(rng: random.Random) -> Finding:
 def _finding_for(rng: random.Random, question_type: str) -> Finding:
     if question_type in LESION_QUESTIONS:
         return _lesion(rng)
-    share = 0.5 if question_type == PRESENCE_QUESTION else LESION_SHARE
+    share = BALANCED_SHARE if question_type == PRESENCE_QUESTION else LESION_SHARE
     return _lesion(rng) if rng.random() < share else NO_FINDING
 
 
@@ -229,7 +229,7 @@ def _cases(rng: random.Random, seed: int, count: int) -> list[CaseRow]:
 
 def _several_questions(rng: random.Random, asked: int) -> list[tuple[str, Finding]]:
     """(question type, finding) of up to `asked` questions about one figure: one finding, distinct types."""
-    finding = _lesion(rng) if rng.random() < 0.5 else NO_FINDING
+    finding = _lesion(rng) if rng.random() < BALANCED_SHARE else NO_FINDING
     allowed = [kind for kind in QUESTION_TYPES if finding.present or kind not in LESION_QUESTIONS]
     return [(kind, finding) for kind in rng.sample(allowed, min(asked, len(allowed)))]
 
