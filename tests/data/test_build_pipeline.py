@@ -139,9 +139,12 @@ def test_workers_write_the_same_bytes_when_adjacent_batches_share_pictures(share
     assert kept == 3 * ROWS  # a caption, and a case report's two stages, per row
 
 
-def test_a_picture_named_by_batches_in_flight_together_is_prepared_once(shared_pictures):
+def recorded_build(batch_size: int | None = None) -> list:
+    """Build build.yaml through the `build` API with a translator and an executor that note each call."""
     events: list = []
     config = load_build_config(Path("build.yaml"))
+    if batch_size is not None:
+        config = dataclasses.replace(config, batch_size=batch_size)
     build(
         config,
         Path("out"),
@@ -149,6 +152,11 @@ def test_a_picture_named_by_batches_in_flight_together_is_prepared_once(shared_p
         translator=NotingTranslator(events),
         executor=RecordingExecutor(events),
     )
+    return events
+
+
+def test_a_picture_named_by_batches_in_flight_together_is_prepared_once(shared_pictures):
+    events = recorded_build()
     prepared = Counter(key for kind, key in events if kind == "images")
     assert len(prepared) == ROWS  # one picture per pair of rows, per source
     assert set(prepared.values()) == {1}
@@ -156,16 +164,7 @@ def test_a_picture_named_by_batches_in_flight_together_is_prepared_once(shared_p
 
 def test_the_next_batches_are_under_way_before_a_batch_is_written(shared_pictures):
     # batch_size 2: each batch is one pair of rows, so each prepares its own pictures and sends its texts
-    events: list = []
-    config = load_build_config(Path("build.yaml"))
-    config = dataclasses.replace(config, batch_size=2)
-    build(
-        config,
-        Path("out"),
-        progress=False,
-        translator=NotingTranslator(events),
-        executor=RecordingExecutor(events),
-    )
+    events = recorded_build(batch_size=2)
     batches = 2 * ROWS // 2
 
     def first(kind: str) -> list[int]:
