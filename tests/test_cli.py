@@ -33,6 +33,19 @@ def test_building_the_parser_imports_no_torch():
     assert result.stdout.strip() == "False"
 
 
+def test_a_subcommand_starts_without_the_other_subcommands_modules():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from qilin_med_vl.cli import SUBCOMMANDS, build_parser; build_parser(['data']); "
+        "others = [module for name, (module, _) in SUBCOMMANDS.items() if name != 'data']; "
+        "print(sorted(m for m in [*others, 'numpy'] if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("package", ["data", "imaging", "model", "train", "infer"])
 def test_each_package_names_its_public_face(package):
     from importlib import import_module

@@ -2,13 +2,15 @@
 
 Each owning module exposes `register(parser)`, which adds its arguments and sets `handler`, a function
 taking the parsed namespace and returning an exit code. Owning modules import heavy libraries (torch,
-transformers, servers) inside their handlers, so `qilin --help` stays fast.
+transformers, servers) inside their handlers, and `main` imports only the module of the subcommand it
+runs, so a command starts without loading the others' dependencies (numpy, DICOM readers, HTTP clients).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from importlib import import_module
 
 from qilin_med_vl import __version__
@@ -34,7 +36,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registered: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The `qilin` parser; only the subcommands in `registered` (default: all) get their options."""
+    registered = SUBCOMMANDS if registered is None else set(registered)
     parser = argparse.ArgumentParser(
         prog="qilin",
         description="Qilin-Med-VL toolkit. Run `qilin <command> --help` for each command's options.",
@@ -43,12 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (module_name, summary) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
-        import_module(module_name).register(sub)
+        if name in registered:
+            import_module(module_name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # the top level has no option that takes a value, so a subcommand can only be the first word
+    parser = build_parser(registered=[word for word in argv[:1] if word in SUBCOMMANDS])
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
