@@ -10,7 +10,9 @@ from PIL import Image
 
 from qilin_med_vl.model.chat_template import VICUNA_V1_SYSTEM
 from qilin_med_vl.model.checkpoint import create_tiny
+from qilin_med_vl.model.compose import VISION_FEATURE_LAYER
 from qilin_med_vl.model.projector import frozen_projector_parameters, projector_type
+from qilin_med_vl.model.tiny import TINY_VISION
 from qilin_med_vl.model.tiny_tokenizer import BYTE_TOKENS, build_tiny_tokenizer, shipped_training_text
 
 
@@ -136,3 +138,27 @@ def test_cli_creates_tiny_model(tmp_path, projector):
     assert projector_type(loaded.config) == projector
     reference, _ = create_tiny(projector=projector, seed=0)
     torch.testing.assert_close(loaded.lm_head.weight, reference.lm_head.weight, atol=0, rtol=0)
+
+
+def _column_accuracy(tower) -> float:
+    """How often the column of a patch of the bottom two rows is the nearest column centroid of the top
+    six, from the features the projector reads, on a uniform picture: each patch alike but for where it is."""
+    pixels = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        hidden = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[VISION_FEATURE_LAYER]
+    grid = hidden[0, 1:].reshape(8, 8, -1)  # (row, column, feature), class token dropped
+    centroids = grid[:6].mean(dim=0)  # (column, feature)
+    nearest = torch.cdist(grid[6:].reshape(16, -1), centroids).argmin(dim=1)  # (16,)
+    return (nearest == torch.arange(8).repeat(2)).float().mean().item()
+
+
+def test_tiny_tower_features_say_which_column_a_patch_is_in(tiny_checkpoint):
+    # a lesion's side can only be learned if the features tell left from right; CLIP's random position
+    # embeddings do not (a pretrained CLIP's do, which the tiny tower's codes stand in for)
+    from transformers import CLIPVisionConfig, CLIPVisionModel, LlavaForConditionalGeneration
+
+    directory, _, _ = tiny_checkpoint
+    saved = LlavaForConditionalGeneration.from_pretrained(directory)
+    assert _column_accuracy(saved.model.vision_tower) == 1.0
+    torch.manual_seed(0)
+    assert _column_accuracy(CLIPVisionModel(CLIPVisionConfig(**TINY_VISION)).eval()) <= 0.5

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 DESCRIPTION = """\
-The whole Qilin-Med-VL pipeline on a 2-core CPU, through the real commands, in about seven minutes:
+The whole Qilin-Med-VL pipeline on a 2-core CPU, through the real commands, in about eight minutes:
 render a synthetic medical world (five modalities, lesions that change the pixels) in the public PMC
 formats, import its Chinese references, build ChiMed-VL from it with a held-out test split, pre-train
 the tiny LLM on the texts, train stage 1 and stage 2, evaluate on the held-out articles with and
