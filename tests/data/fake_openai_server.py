@@ -15,8 +15,9 @@ and then close unanswered, so a test can kill a client at a moment when every an
 recorded by the client and no other request was paid for.
 
 On the wire it behaves as the servers in front of real models do: HTTP/1.1 keep-alive, Nagle's
-algorithm off (TCP_NODELAY), a listen backlog of 128. Every request is logged (`requests`), with whether a 200 translation was sent for it (`answered`), and the
-largest number of requests in flight at once is kept (`max_in_flight`). Every 200 answer reports `usage`
+algorithm off (TCP_NODELAY), a listen backlog of 128. Every request is logged (`requests`), with
+whether a 200 translation was sent for it (`answered`), and the largest number of requests in flight
+at once is kept (`max_in_flight`). Every 200 answer reports `usage`
 (`usage_of`: a token per 4 characters, at least one), as a paying endpoint does.
 
 Subclasses answer other tasks: they extend `behaviours` and override `content` (fake_converse_server.py).

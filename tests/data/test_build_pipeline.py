@@ -7,14 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 import yaml
 
 from qilin_med_vl.cli import main
-from qilin_med_vl.data.build import build
+from qilin_med_vl.data.build import InlineExecutor, build
 from qilin_med_vl.data.build_config import load_build_config
 from qilin_med_vl.data.translation import Translation
 
@@ -81,7 +81,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
     }
 
 
-class RecordingExecutor(Executor):
+class RecordingExecutor(InlineExecutor):
     """Runs image work at once in this process and notes, per task, the rows' pictures it prepares."""
 
     def __init__(self, events: list) -> None:
@@ -91,9 +91,7 @@ class RecordingExecutor(Executor):
         (tasks,) = args
         for task in tasks:
             self.events.append(("images", (task.source, task.names)))
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
+        return super().submit(fn, *args, **kwargs)
 
 
 class NotedAnswer(Future):

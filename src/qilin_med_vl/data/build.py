@@ -210,7 +210,6 @@ class Batch:
     # by image key, for the rows the text filters kept: outcomes known, and work still to read back
     image_outcomes: dict[tuple, ImageOutcome] = field(default_factory=dict)
     images: dict[tuple, ImageWork] = field(default_factory=dict)
-    images_sent: list[ImageWork] = field(default_factory=list)  # this batch's own part of `images`
     texts: list[str] = field(default_factory=list)  # unique texts sent to the translator, in order
     translations: Future[list[Translation]] | None = None
 
@@ -324,7 +323,6 @@ class Builder:
                 )
         for keys in self._chunks(list(tasks)):
             work = ImageWork(keys, executor.submit(prepare_image_tasks, [tasks[key] for key in keys]))
-            batch.images_sent.append(work)
             for key in keys:
                 batch.images[key] = self.images_in_flight[key] = work
 
@@ -338,7 +336,7 @@ class Builder:
         """Waits for the batch's image work, drops what it refuses, and sends the rest's texts."""
         for key, work in batch.images.items():
             batch.image_outcomes[key] = work.outcome(key)
-        self._remember_images(batch.images_sent)
+        self._remember_images(list(dict.fromkeys(batch.images.values())))
         for position, candidate in enumerate(batch.candidates):
             if position not in batch.decisions:
                 outcome = batch.image_outcomes[_image_key(candidate.row)]
@@ -350,8 +348,9 @@ class Builder:
         if batch.texts:
             batch.translations = translator.submit_batch(batch.texts)
 
-    def _remember_images(self, sent: list[ImageWork]) -> None:
-        for work in sent:
+    def _remember_images(self, works: list[ImageWork]) -> None:
+        """Move the outcomes of read-back work to the cache (work an earlier batch shared: again, harmlessly)."""
+        for work in works:
             for key, outcome in work.outcomes().items():
                 if self.images_in_flight.get(key) is work:
                     del self.images_in_flight[key]
