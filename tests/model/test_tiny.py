@@ -136,6 +136,7 @@ def test_cli_creates_tiny_model(tmp_path, projector):
     )
     loaded = LlavaForConditionalGeneration.from_pretrained(tmp_path)
     assert projector_type(loaded.config) == projector
+    assert _column_accuracy(loaded.model.vision_tower) == 1.0  # the position codes survive the CLI's save
     reference, _ = create_tiny(projector=projector, seed=0)
     torch.testing.assert_close(loaded.lm_head.weight, reference.lm_head.weight, atol=0, rtol=0)
 
