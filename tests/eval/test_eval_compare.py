@@ -14,14 +14,18 @@ from qilin_med_vl.eval.run_record import write_run_record
 from qilin_med_vl.eval.summary import build_metrics, write_metrics
 
 
-def make_run(folder, task: str, scores: dict[str, float]) -> None:
-    """A finished run folder with these per-item scores (all English closed questions)."""
+def make_run(folder, task: str, scores: dict[str, float], verdicts: dict | None = None) -> None:
+    """A finished run folder with these per-item scores (all English closed questions), and where
+    `verdicts` names an item, the judge's verdict on it (None: a reply without one)."""
     folder.mkdir(parents=True)
     records = [
         {"index": index, "id": item, "language": "en", "answer_type": "closed", "modality": "CT",
          "content_type": "", "score": score, "details": {"exact": score == 1.0}}
         for index, (item, score) in enumerate(scores.items())
     ]  # fmt: skip
+    for record in records:
+        if verdicts and record["id"] in verdicts:
+            record["details"]["judge"] = verdicts[record["id"]]
     record = {
         "identity": {"shard": None},
         "task": task,
@@ -50,6 +54,30 @@ def test_compare_table_and_exact_paired_test(tmp_path, capsys):
     assert "| better | 5 | +1.0000 [+1.0000, +1.0000] | 0.0625 (exact) |" in printed
     assert "| disjoint | 0 | no shared items | |" in printed
     assert "| elsewhere | | another task: item ids are not comparable | |" in printed
+
+
+def test_compare_pairs_the_judges_verdicts_when_runs_have_them(tmp_path, capsys):
+    scores = {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0, "e": 0.0, "f": 0.0}
+    make_run(tmp_path / "base", "toy", scores, {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0, "e": None})
+    make_run(tmp_path / "better", "toy", scores, {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 1.0})
+    make_run(tmp_path / "unjudged", "toy", scores)
+    runs = [str(tmp_path / name) for name in ("base", "better", "unjudged")]
+    assert main(["eval", "compare", *runs]) == 0
+    printed = capsys.readouterr().out
+    judge_part = printed.split("## LLM judge (open answers)")[1]
+    # base: 4 readable verdicts, mean 1/4, rule mean 1/4 on those; better: 5 verdicts, mean 1, rule 1/5
+    assert "| all | 0.2500 (rule 0.2500, n=4) | 1.0000 (rule 0.2000, n=5) |  |" in judge_part
+    # the scores are equal, the verdicts are not: b, c, d are +1 and a is 0 (e is unreadable in base)
+    assert "| better | 6 | +0.0000 [+0.0000, +0.0000] | 1 (exact) |" in printed.split("## LLM judge")[0]
+    assert "| better | 4 | +0.7500 [" in judge_part and "| 0.25 (exact) |" in judge_part
+    assert "| unjudged | 0 | no shared items | |" in judge_part
+
+
+def test_compare_has_no_judge_part_without_verdicts(tmp_path, capsys):
+    make_run(tmp_path / "base", "toy", {"a": 1.0})
+    make_run(tmp_path / "other", "toy", {"a": 0.0})
+    assert main(["eval", "compare", str(tmp_path / "base"), str(tmp_path / "other")]) == 0
+    assert "LLM judge" not in capsys.readouterr().out
 
 
 def test_compare_needs_finished_runs(tmp_path, capsys):
