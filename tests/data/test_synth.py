@@ -38,7 +38,7 @@ from qilin_med_vl.data.synth.findings import (
 from qilin_med_vl.data.synth.language import PhraseBook
 from qilin_med_vl.data.synth.render import render
 from qilin_med_vl.data.synth.world import Counts
-from qilin_med_vl.llava_format import INSTRUCTION, SPLITS, STAGES, TEST, built_files
+from qilin_med_vl.llava_format import ALIGNMENT, INSTRUCTION, SPLITS, STAGES, TEST, built_files
 
 SMALL_COUNTS = Counts(captions=8, cases=12, vqa=40)
 MODEL_SIDE = 64  # what the demo model sees
@@ -238,6 +238,7 @@ def test_ground_truth_describes_every_row_and_its_answer(synth_folder):
         assert row["ref"] == csv_row["Figure_path"]
         assert row["answer_en"] == csv_row["Answer"] and row["answer_zh"] == memory[csv_row["Answer"]]
         assert row["record_ids"] == [f"pmc_vqa-{row['index']:09d}-instruction"]
+        assert row["question_record_id"] == row["record_ids"][0]
         finding = row["findings"]
         if row["question_type"] in ("side", "region", "size"):
             assert finding["present"] and row["answer_en"].lower() == finding[row["question_type"]]
@@ -251,6 +252,12 @@ def test_ground_truth_describes_every_row_and_its_answer(synth_folder):
         assert row["images"] == [f"{parquet_row['PMC_id']}_{figure_id}.jpg" for figure_id in figure_ids]
         if len(figure_ids) > 1:
             assert row["question_type"] != "side", "side-by-side figures make 'which side' ambiguous"
+        # the alignment record shows the figure text; the instruction record asks the question
+        assert row["record_ids"] == [
+            f"pmc_case_report-{row['index']:09d}-{stage}" for stage in (ALIGNMENT, INSTRUCTION)
+        ]
+        assert row["question_record_id"] == row["record_ids"][1]
+    assert all(row["question_record_id"] is None for row in by_source[PMC_OA])
 
 
 def test_real_dicom_pictures_become_pmc_oa_figures_with_their_modality(tmp_path):
@@ -376,6 +383,12 @@ def test_import_and_build_turn_the_world_into_a_chinese_dataset_without_a_servic
         else:  # case-report alignment: the Chinese inline, then the Chinese context
             inline, context = answer.split("\n")
             assert inline.startswith("图") and context.startswith("患者，")
+        # the record named as asking the row's question asks it; the row's other records do not
+        asks = (
+            expected["question_zh"] is not None
+            and expected["question_zh"] in record["conversations"][0]["value"]
+        )
+        assert asks == (record["id"] == expected["question_record_id"])
     case_composites = [r for r in records[INSTRUCTION] + records[TEST] if len(r["meta"]["source_images"]) > 1]
     assert all(record["image"].startswith("pmc_case_report/composite/") for record in case_composites)
     # the held-out split takes whole articles

@@ -55,12 +55,12 @@ def test_each_step_wrote_what_the_next_one_reads(demo):
 
 @pytest.mark.slow
 def test_the_report_figures_are_those_qilin_eval_wrote(demo):
-    truth = {rid: line["question_type"] for line in _lines(demo / "synth/ground_truth.jsonl")
-             for rid in line["record_ids"]}  # fmt: skip
+    truth = {line["question_record_id"]: line["question_type"] for line in _lines(demo / "synth/ground_truth.jsonl")
+             if line["question_record_id"]}  # fmt: skip
     hits = defaultdict(list)
     for prediction in _lines(demo / "eval/predictions.jsonl"):
         kind = truth.get(prediction["id"])
-        if kind and kind != "caption":
+        if kind:
             polarity = prediction["details"].get("rule") == "polarity"
             hits[kind].append(prediction["score"] if polarity else prediction["details"]["exact"])
     summary = json.loads((demo / "demo_summary.json").read_text())

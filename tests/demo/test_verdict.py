@@ -18,11 +18,22 @@ def _prediction(record_id: str, correct: bool, polarity: bool) -> dict:
     return {"id": record_id, "score": float(correct), "details": details}
 
 
+def _truth(question_type: str, record_id: str, answer: str) -> dict:
+    return {"question_type": question_type, "record_ids": [record_id], "question_record_id": record_id,
+            "answer_zh": answer}  # fmt: skip
+
+
 def test_accuracy_blind_and_chance_per_question_type(tmp_path):
-    truth = [{"question_type": "side", "record_ids": [f"s{i}"], "answer_zh": "左侧" if i < 3 else "右侧"}
-             for i in range(4)]  # fmt: skip
-    truth += [{"question_type": "presence", "record_ids": [f"p{i}"], "answer_zh": "是"} for i in range(2)]
-    truth += [{"question_type": "caption", "record_ids": ["c0"], "answer_zh": "一段描述"}]
+    truth = [_truth("side", f"s{i}", "左侧" if i < 3 else "右侧") for i in range(4)]
+    truth += [_truth("presence", f"p{i}", "是") for i in range(2)]
+    truth += [
+        {
+            "question_type": "caption",
+            "record_ids": ["c0"],
+            "question_record_id": None,
+            "answer_zh": "一段描述",
+        }
+    ]
     ground_truth = _write(tmp_path / "truth.jsonl", truth)
     seeing = _write(tmp_path / "seeing.jsonl", [
         _prediction("s0", True, False), _prediction("s1", True, False), _prediction("s2", True, False),
@@ -44,6 +55,17 @@ def test_accuracy_blind_and_chance_per_question_type(tmp_path):
     # polarity items count by their score, not by exact match
     assert (results["presence"].accuracy, results["presence"].blind_accuracy) == (1.0, 0.5)
     assert results["presence"].chance == 1.0
+
+
+def test_a_case_reports_figure_text_record_is_not_scored_as_its_question(tmp_path):
+    # a case report row feeds two records: its figure text under a describe-the-image prompt, and its question
+    case = {"question_type": "side", "record_ids": ["case-alignment", "case-instruction"],
+            "question_record_id": "case-instruction", "answer_zh": "左侧"}  # fmt: skip
+    ground_truth = _write(tmp_path / "truth.jsonl", [case])
+    answers = [_prediction("case-alignment", False, False), _prediction("case-instruction", True, False)]
+    seeing = _write(tmp_path / "seeing.jsonl", answers)
+    (result,) = judge(seeing, seeing, ground_truth)
+    assert (result.items, result.accuracy) == (1, 1.0)
 
 
 def test_a_type_passes_only_clear_of_chance_and_blind_on_enough_items():

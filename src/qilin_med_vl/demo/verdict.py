@@ -2,7 +2,7 @@
 
 An answer is correct when `qilin eval` says so: for a yes/no question the polarity of the answer (its
 score), for any other question an exact match after normalisation (`details.exact`). Items are joined
-to the synthetic ground truth by record id. Chance is the accuracy of always giving the most common
+to the synthetic ground truth by the id of the record that asks the question (`question_record_id`). Chance is the accuracy of always giving the most common
 answer of that type among the held-out items (never below a uniform guess). The blind model is the same
 checkpoint asked the same questions with every picture replaced by a blank one.
 
@@ -54,15 +54,15 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def ground_truth_by_record(path: Path) -> dict[str, dict]:
-    """record id -> the ground-truth line of the row it was built from (questions only, not captions)."""
+    """record id -> the ground-truth line whose question that record asks (questions only: a case
+    report's other record, its figure text under a describe-the-image prompt, is no question)."""
     from qilin_med_vl.data.synth.findings import QUESTION_TYPES
 
-    table = {}
-    for truth in read_jsonl(path):
-        if truth["question_type"] in QUESTION_TYPES:
-            for record_id in truth["record_ids"]:
-                table[record_id] = truth
-    return table
+    return {
+        truth["question_record_id"]: truth
+        for truth in read_jsonl(path)
+        if truth["question_type"] in QUESTION_TYPES
+    }
 
 
 def correct_by_type(predictions: Path, truth: dict[str, dict]) -> dict[str, list[bool]]:

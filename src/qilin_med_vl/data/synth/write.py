@@ -38,6 +38,7 @@ from qilin_med_vl.data.synth.real import load_real_picture
 from qilin_med_vl.data.synth.render import render
 from qilin_med_vl.data.synth.texts import Bilingual
 from qilin_med_vl.data.synth.world import CaseRow, Figure, World
+from qilin_med_vl.llava_format import INSTRUCTION
 
 JPEG_QUALITY = 95
 CASE_REPORT_SHARDS = 2
@@ -75,6 +76,14 @@ def _record_ids(source: str, index: int) -> list[str]:
     """The ids `qilin data build` gives this row's records, one per stage the source feeds."""
     row = SourceRow(source=source, index=index)
     return [Candidate(row, stage).record_id for stage in SOURCE_STAGES[source]]
+
+
+def _question_record_id(source: str, index: int, question) -> str | None:
+    """The id of the record that asks the row's question: its instruction record (a case report's
+    alignment record holds its figure text under a describe-the-image prompt). None for captions."""
+    if question is None:
+        return None
+    return Candidate(SourceRow(source=source, index=index), INSTRUCTION).record_id
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
@@ -194,6 +203,7 @@ def _truth(source: str, index: int, ref: str, figures, question_type: str, quest
         "source": source,
         "index": index,
         "record_ids": _record_ids(source, index),
+        "question_record_id": _question_record_id(source, index, question),
         "ref": ref,
         "images": [figure.name for figure in figures],
         "question_type": question_type,
