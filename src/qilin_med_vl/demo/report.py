@@ -192,7 +192,9 @@ def _chat_section(chat: dict) -> str:
     )
     return (f"<p>{picture}</p><p>问：{html.escape(chat['question'])}<br>答：{html.escape(chat['answer'])}</p>"
             f"<p>The DICOM comes from <code>pydicom-data</code> (<code>{html.escape(Path(chat['image']).name)}</code>); "
-            "the synthetic world's chest X-rays are drawn, so this is a picture the model has never seen the like of.</p>")  # fmt: skip
+            "the synthetic world holds it once, as a captioned figure of the stage-1 data, and asks no question "
+            "about it: every question of stage 2 is about a drawn picture, so this shows how far the tiny model "
+            "carries to a real one.</p>")  # fmt: skip
 
 
 def write_report(out: Path, summary: dict) -> Path:
