@@ -10,8 +10,10 @@ checks. The sources are PMC-OA rows in the public JSONL layout, each caption a d
 (as almost every ChiMed-VL text is), so each row costs one request. The build is the real command, `qilin data build --translator openai --base-url URL ... --translator-option
 concurrency=32`, in a child process. Throughput is read at the server: answered requests over the time
 from the first request's arrival to the last answer, so start-up and image work do not count; the
-ideal is concurrency / latency. The build's CPU seconds (the kernel's `wait4` rusage) say how much of
-its wall time the client itself was busy.
+ideal is concurrency / latency. The fraction is printed as its two factors (see `Throughput`): how
+many of the client's slots held a request on average, and the latency over how long the endpoint held a
+request. The build's CPU seconds (the kernel's `wait4` rusage) say how much of its wall time the client
+itself was busy.
 
 Resume: the same build is started again against a fresh translation memory; the endpoint answers half
 of its requests and leaves the rest hanging, the build is killed (SIGKILL) a second later, and run again
@@ -33,8 +35,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -42,7 +44,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fake endpoint lives in the test suite, as a plain module
 
-from tests.data.fake_openai_server import FakeChatServer  # noqa: E402
+from tests.data.fake_openai_server import FakeChatServer, LoggedRequest  # noqa: E402
 
 from qilin_med_vl.data.build_config import DEFAULT_BATCH_SIZE  # noqa: E402
 
@@ -51,23 +53,28 @@ FIGURES = 50  # figures shared by the captions: image work stays small beside th
 COMMIT_GRACE_S = 1.0  # time the killed build has to record the last answers it received
 
 
-class TimedServer(FakeChatServer):
-    """The fake endpoint, noting when each answer is written (its request arrived `latency_s` earlier)."""
+@dataclass(frozen=True)
+class Throughput:
+    """Answered requests over the time from the first arrival to the last answer, split in two factors:
+    rate / ideal = (mean requests in flight / concurrency) x (latency / mean time a request was held).
+    The first is the client's share (slots left empty between an answer and the next request), the
+    second the endpoint's (time beyond `latency` to read, answer and write)."""
 
-    def __init__(self, latency_s: float):
-        super().__init__(latency_s=latency_s)
-        self.answer_times: list[float] = []
-        self._times_lock = threading.Lock()
+    answered: int
+    span_s: float
+    mean_in_flight: float
+    mean_held_s: float
 
-    def content(self, behaviour: str, source: str, system: str) -> str:
-        with self._times_lock:
-            self.answer_times.append(time.monotonic())
-        return super().content(behaviour, source, system)
+    @classmethod
+    def of(cls, requests: list[LoggedRequest]) -> Throughput:
+        done = [request for request in requests if request.answered_at is not None]
+        span = max(request.answered_at for request in done) - min(request.arrived_at for request in done)
+        held = [request.answered_at - request.arrived_at for request in done]
+        return cls(len(done), span, sum(held) / span, sum(held) / len(held))
 
-    def achieved_rate(self) -> float:
-        with self._times_lock:
-            first_arrival = min(self.answer_times) - self.latency_s
-            return len(self.answer_times) / (max(self.answer_times) - first_arrival)
+    @property
+    def rate(self) -> float:
+        return self.answered / self.span_s
 
 
 def write_config(root: Path, batch_size: int) -> None:
@@ -152,7 +159,7 @@ def main() -> None:
         fractions = {}
         for batch_size in args.build_batch_sizes:
             write_config(world, batch_size)
-            with TimedServer(args.latency) as server:
+            with FakeChatServer(latency_s=args.latency) as server:
                 child = build(
                     world,
                     server,
@@ -165,18 +172,24 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 if os.waitstatus_to_exitcode(status) != 0:
                     raise SystemExit("the translated build failed")
-                requests, rate, in_flight = len(server.requests), server.achieved_rate(), server.max_in_flight
-            fractions[batch_size] = rate / ideal
+                requests, measured, in_flight = (
+                    len(server.requests),
+                    Throughput.of(server.requests),
+                    server.max_in_flight,
+                )
+            fractions[batch_size] = measured.rate / ideal
             print(
                 f"batch_size {batch_size}: {requests:,} requests, at most {in_flight} in flight, "
-                f"achieved {rate:.1f} requests/s of an ideal {ideal:.1f} ({args.concurrency} / "
-                f"{args.latency * 1000:.0f} ms): {rate / ideal:.2f}; the build used "
+                f"achieved {measured.rate:.1f} requests/s of an ideal {ideal:.1f} ({args.concurrency} / "
+                f"{args.latency * 1000:.0f} ms): {measured.rate / ideal:.2f} = slots in use "
+                f"{measured.mean_in_flight:.1f} / {args.concurrency} x held {args.latency * 1000:.0f} / "
+                f"{measured.mean_held_s * 1000:.1f} ms; the build used "
                 f"{usage.ru_utime + usage.ru_stime:.1f} CPU s in {wall:.1f} s",
                 flush=True,
             )
 
         write_config(world, args.build_batch_sizes[0])
-        with TimedServer(args.latency) as server:
+        with FakeChatServer(latency_s=args.latency) as server:
             half = requests // 2
             server.hold_after(half)  # later requests hang unanswered, as a dead endpoint's would
             killed = build(world, server, world / "resumed", world / "resumed.sqlite", args.concurrency)

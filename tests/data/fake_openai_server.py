@@ -16,8 +16,8 @@ recorded by the client and no other request was paid for.
 
 On the wire it behaves as the servers in front of real models do: HTTP/1.1 keep-alive, Nagle's
 algorithm off (TCP_NODELAY), a listen backlog of 128. Every request is logged (`requests`), with
-whether a 200 translation was sent for it (`answered`), and the largest number of requests in flight
-at once is kept (`max_in_flight`). Every 200 answer reports `usage`
+whether a 200 translation was sent for it (`answered`) and when it arrived and was answered, and the
+largest number of requests in flight at once is kept (`max_in_flight`). Every 200 answer reports `usage`
 (`usage_of`: a token per 4 characters, at least one), as a paying endpoint does.
 
 Subclasses answer other tasks: they extend `behaviours` and override `content` (fake_converse_server.py).
@@ -55,6 +55,8 @@ class LoggedRequest:
     behaviour: str
     answered: bool = False  # a 200 translation was written back
     usage: dict | None = None  # the `usage` of the answer sent
+    arrived_at: float = 0.0  # time.monotonic() when the request was read
+    answered_at: float | None = None  # time.monotonic() when its 200 answer was written
 
     @property
     def is_retry(self) -> bool:
@@ -185,8 +187,9 @@ class FakeChatServer:
         with self._lock:
             behaviour = self._next_behaviour(source)
             logged = LoggedRequest(
-                source, messages, body.get("model", ""), handler.headers.get("Authorization"), behaviour
-            )
+                source, messages, body.get("model", ""), handler.headers.get("Authorization"), behaviour,
+                arrived_at=time.monotonic(),
+            )  # fmt: skip
             self.requests.append(logged)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -229,6 +232,7 @@ class FakeChatServer:
                 with self._lock:
                     logged.answered = True
                     logged.usage = usage
+                    logged.answered_at = time.monotonic()
         finally:
             with self._lock:
                 self.in_flight -= 1
