@@ -172,11 +172,8 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 if os.waitstatus_to_exitcode(status) != 0:
                     raise SystemExit("the translated build failed")
-                requests, measured, in_flight = (
-                    len(server.requests),
-                    Throughput.of(server.requests),
-                    server.max_in_flight,
-                )
+                requests, in_flight = len(server.requests), server.max_in_flight
+                measured = Throughput.of(server.requests)
             fractions[batch_size] = measured.rate / ideal
             print(
                 f"batch_size {batch_size}: {requests:,} requests, at most {in_flight} in flight, "

@@ -2,9 +2,10 @@
 
 An answer is correct when `qilin eval` says so: for a yes/no question the polarity of the answer (its
 score), for any other question an exact match after normalisation (`details.exact`). Items are joined
-to the synthetic ground truth by the id of the record that asks the question (`question_record_id`). Chance is the accuracy of always giving the most common
-answer of that type among the held-out items (never below a uniform guess). The blind model is the same
-checkpoint asked the same questions with every picture replaced by a blank one.
+to the synthetic ground truth by the id of the record that asks the question (`question_record_id`).
+Chance is the accuracy of always giving the most common answer of that type among the held-out items
+(never below a uniform guess). The blind model is the same checkpoint asked the same questions with
+every picture replaced by a blank one.
 
 The verdict: every question type passes when its accuracy beats both chance and blind by at least
 `PASS_MARGIN`, on at least `MIN_ITEMS` items. Why 0.15: with ~40+ held-out items a type, the standard
