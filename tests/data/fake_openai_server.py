@@ -91,11 +91,25 @@ def usage_of(prompt: str, completion: str) -> dict:
     }
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """The test suite's fake endpoints' server: a thread per connection, a listen backlog of 128."""
+
     daemon_threads = True
     # socketserver's default backlog of 5 resets connections when a client opens dozens at once; real
     # servers queue hundreds (uvicorn 2048, nginx 511)
     request_queue_size = 128
+
+
+class EndpointHandler(BaseHTTPRequestHandler):
+    """The fake endpoints' request handler base: on the wire as the servers in front of real models."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive
+    # TCP_NODELAY: with Nagle's algorithm, the body of each answer, written after its headers, waits for
+    # the client's delayed ACK, ~40 ms
+    disable_nagle_algorithm = True
+
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        pass  # keep test output quiet
 
 
 class FakeChatServer:
@@ -121,7 +135,7 @@ class FakeChatServer:
         self._lock = threading.Lock()
         self._serve_before_hold: int | None = None  # requests still served before holding starts
         self._released = threading.Event()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = LoopbackHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
@@ -266,17 +280,9 @@ class FakeChatServer:
     def _handler_class(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # as servers in front of real models do (TCP_NODELAY): with Nagle's algorithm, the body of
-            # each answer, written after its headers, waits for the client's delayed ACK, ~40 ms
-            disable_nagle_algorithm = True
-
+        class Handler(EndpointHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 server._handle(self)
-
-            def log_message(self, format, *args) -> None:  # noqa: A002
-                pass  # keep test output quiet
 
         return Handler
 

@@ -7,8 +7,10 @@ requests and leaves every later one waiting, unanswered, until `release()` or sh
 kill its client at a moment when exactly n answers were sent. The same server plays the LLM judge: its
 requests are text only, keyed by the judge prompt, and answered with scripted verdict replies.
 
-Every request is logged with its key, model, Authorization header, whether it carried a PNG image as a
-data: URL, and whether it was answered; the most requests served at once is kept (`max_in_flight`).
+On the wire it is the translation fake's server (`LoopbackHTTPServer`, `EndpointHandler`: keep-alive,
+TCP_NODELAY, a backlog of 128). Every request is logged with its key, model, Authorization header,
+whether it carried a PNG image as a data: URL, and whether it was answered; the most requests served at
+once is kept (`max_in_flight`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import json
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from ..data.fake_openai_server import EndpointHandler, LoopbackHTTPServer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA_URL_PREFIX = "data:image/png;base64,"
@@ -34,13 +38,6 @@ class LoggedRequest:
     # the picture's distinct RGB colours, if at most 256 (None: no picture, e.g. a judge's question)
     image_colours: tuple | None = None
     answered: bool = False
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default backlog of 5 resets connections when a client opens dozens at once; real
-    # servers queue hundreds (uvicorn 2048, nginx 511)
-    request_queue_size = 128
 
 
 class FakeVQAServer:
@@ -61,7 +58,7 @@ class FakeVQAServer:
         self._lock = threading.Lock()
         self._serve_before_hold: int | None = None
         self._released = threading.Event()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = LoopbackHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
@@ -170,17 +167,9 @@ class FakeVQAServer:
     def _handler_class(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # as servers in front of real models do (TCP_NODELAY): with Nagle's algorithm, the body of
-            # each answer, written after its headers, waits for the client's delayed ACK, ~40 ms
-            disable_nagle_algorithm = True
-
+        class Handler(EndpointHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 server._handle(self)
-
-            def log_message(self, format, *args) -> None:  # noqa: A002
-                pass  # keep test output quiet
 
         return Handler
 
