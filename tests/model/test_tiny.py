@@ -142,15 +142,18 @@ def test_cli_creates_tiny_model(tmp_path, projector):
 
 
 def _column_accuracy(tower) -> float:
-    """How often the column of a patch of the bottom two rows is the nearest column centroid of the top
-    six, from the features the projector reads, on a uniform picture: each patch alike but for where it is."""
-    pixels = torch.zeros(1, 3, 64, 64)
+    """How often the column of a patch of the bottom two rows is the nearest column centroid of the
+    rows above, from the features the projector reads, on a uniform picture: each patch alike but for
+    where it is."""
+    side = TINY_VISION["image_size"]
+    patches = side // TINY_VISION["patch_size"]  # 8 a row
+    pixels = torch.zeros(1, 3, side, side)
     with torch.no_grad():
         hidden = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[VISION_FEATURE_LAYER]
-    grid = hidden[0, 1:].reshape(8, 8, -1)  # (row, column, feature), class token dropped
-    centroids = grid[:6].mean(dim=0)  # (column, feature)
-    nearest = torch.cdist(grid[6:].reshape(16, -1), centroids).argmin(dim=1)  # (16,)
-    return (nearest == torch.arange(8).repeat(2)).float().mean().item()
+    grid = hidden[0, 1:].reshape(patches, patches, -1)  # (row, column, feature), class token dropped
+    centroids = grid[:-2].mean(dim=0)  # (column, feature)
+    nearest = torch.cdist(grid[-2:].reshape(2 * patches, -1), centroids).argmin(dim=1)  # (2 * patches,)
+    return (nearest == torch.arange(patches).repeat(2)).float().mean().item()
 
 
 def test_tiny_tower_features_say_which_column_a_patch_is_in(tiny_checkpoint):

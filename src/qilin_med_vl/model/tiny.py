@@ -8,9 +8,9 @@ The tower's position embeddings start as fixed 2-D sine-cosine codes of the patc
 CLIP's random init. A pretrained CLIP's learned position embeddings carry where each patch is;
 random ones (std 0.02, next to patch features about ten times larger) barely do, and the LLM cannot
 recover a patch's column from token order, because the image's place in the prompt varies with the
-question. Without the codes the demo's model learned a lesion's side (left or right) in 2 runs of
-5; with them, in 5 of 6. The LLM's 8 heads of 16 dims (not 4 of 32, at about the same cost) were
-measured together with the codes, not apart from them.
+question. Without the codes side (left or right) was the demo's weak question type, held-out 0.64
+and 0.73 against chance 0.56 and 0.58 on seeds 0 and 1; with them, 0.75 to 0.99 on seeds 0 to 4. The
+LLM's 8 heads of 16 dims (not 4 of 32, at about the same cost) were measured with the codes, not apart.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ TINY_LLM = dict(
 
 
 # Codes of this amplitude have a norm of 1.4 (4 x amplitude), about what a patch's features differ from
-# its picture's mean (1.5 on the synthetic world); at 1.0 they drowned out the picture's content, and a
-# run could end 2,000 steps without learning any lesion question.
+# its picture's mean (1.5 on the synthetic world); at 1.0 they drowned out the picture's content, and
+# the lesion questions stayed near chance for far longer.
 POSITION_CODE_AMPLITUDE = 0.35
 POSITION_CODE_FREQUENCY_SPAN = 100.0  # the fastest code turns this many times faster than the slowest
 
